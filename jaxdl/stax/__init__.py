@@ -1,0 +1,57 @@
+"""``jaxdl.stax``: layers as ``(init_fn, apply_fn, kernel_fn)`` triples.
+
+Same names, arguments and defaults as ``neural_tangents.stax``, plus the
+seeds' activations that neural-tangents lacks and the classic initialisers::
+
+    from jaxdl import stax
+    init_fn, apply_fn, kernel_fn = stax.serial(stax.Dense(512), stax.Relu(), stax.Dense(10))
+    out_shape, params = init_fn(jax.random.key(0), (-1, 64))
+    logits = apply_fn(params, x)
+    nngp = kernel_fn(x, x, "nngp")
+"""
+
+from jaxdl.stax import initializers
+from jaxdl.stax.branching import FanInConcat, FanInProd, FanInSum, FanOut
+from jaxdl.stax.combinators import parallel, repeat, serial
+from jaxdl.stax.conv import Conv, ConvLocal, ConvTranspose
+from jaxdl.stax.elementwise import (
+    ABRelu,
+    Abs,
+    Cos,
+    Elementwise,
+    ElementwiseNumerical,
+    Elu,
+    Erf,
+    Exp,
+    Gaussian,
+    Gelu,
+    Hermite,
+    LeakyRelu,
+    Maxout,
+    Monomial,
+    Polynomial,
+    RectifiedMonomial,
+    Rbf,
+    Relu,
+    Sigmoid,
+    Sigmoid_like,
+    Sign,
+    Sin,
+    Softmax,
+    Softplus,
+    Tanh,
+)
+from jaxdl.stax.layer import Layer, LayerSpec
+from jaxdl.stax.linear import Dense, Dropout, Flatten, Identity
+from jaxdl.stax.normalization import LayerNorm
+from jaxdl.stax.pooling import AvgPool, GlobalAvgPool, GlobalSumPool, MaxPool, SumPool
+
+__all__ = [
+    "ABRelu", "Abs", "AvgPool", "Conv", "ConvLocal", "ConvTranspose", "Cos", "Dense",
+    "Dropout", "Elementwise", "ElementwiseNumerical", "Elu", "Erf", "Exp", "FanInConcat",
+    "FanInProd", "FanInSum", "FanOut", "Flatten", "Gaussian", "Gelu", "GlobalAvgPool",
+    "GlobalSumPool", "Hermite", "Identity", "Layer", "LayerNorm", "LayerSpec", "LeakyRelu",
+    "MaxPool", "Maxout", "Monomial", "Polynomial", "RectifiedMonomial", "Rbf", "Relu",
+    "Sigmoid", "Sigmoid_like", "Sign", "Sin", "Softmax", "Softplus", "SumPool", "Tanh",
+    "initializers", "parallel", "repeat", "serial",
+]  # fmt: skip

@@ -1,0 +1,274 @@
+"""Convolutions: ``Conv`` (shared weights), ``ConvTranspose`` and ``ConvLocal``
+(locally connected: a separate filter at every output position).
+
+The seeds' CNN chapter: a filter ``w`` slides over the input, ``(w * x)[u] =
+sum_t w[t] x[u + t]`` (cross-correlation, as in every deep-learning library),
+with stride and padding fixing the output size. Padding is ``'VALID'``,
+``'SAME'`` or ``'CIRCULAR'`` (periodic boundary: the input is wrapped around,
+so the output has the ``'SAME'`` size).
+
+Parameterizations mirror ``Dense`` with fan-in ``n = in_channels * prod(filter_shape)``:
+``'ntk'`` draws ``W, b ~ N(0, 1)`` and scales ``W_std / sqrt(n)``; ``'standard'``
+draws ``W ~ N(0, W_std**2 s0 / n)``. Layouts follow ``jax.lax`` dimension
+numbers; the default is channels-last (``NHWC`` inputs, ``HWIO`` filters) for
+any number of spatial dimensions.
+"""
+
+from __future__ import annotations
+
+import math
+import string
+from collections.abc import Sequence
+
+import jax
+import jax.numpy as jnp
+from jax import lax
+
+from jaxdl.stax.layer import (
+    LayerSpec,
+    check_array,
+    check_choice,
+    check_key,
+    check_positive_int,
+    check_shape,
+    make_layer,
+)
+from jaxdl.stax.linear import check_parameterization, check_std, check_width_scaling
+
+PADDINGS = ("VALID", "SAME", "CIRCULAR")
+
+
+def default_dimension_numbers(num_spatial: int) -> tuple[str, str, str]:
+    """Channels-last specs, e.g. ``('NABC', 'ABIO', 'NABC')`` for 2-D."""
+    spatial = "".join(c for c in string.ascii_uppercase if c not in "NCIO")[:num_spatial]
+    lhs = "N" + spatial + "C"
+    return lhs, spatial + "IO", lhs
+
+
+def check_window(layer: str, name: str, window, num: int | None = None) -> tuple[int, ...]:
+    if not isinstance(window, Sequence) or not window:
+        raise ValueError(f"{layer}: expected {name} to be a non-empty tuple of positive ints, got {window!r}")
+    window = tuple(check_positive_int(layer, name, w) for w in window)
+    if num is not None and len(window) != num:
+        raise ValueError(f"{layer}: expected {name} of length {num}, got {window!r}")
+    return window
+
+
+def circular_pad(x: jax.Array, window: Sequence[int], strides: Sequence[int], axes: Sequence[int]) -> jax.Array:
+    """Wrap ``x`` around ``axes`` so that a VALID window op gives the SAME output size."""
+    pads = lax.padtype_to_pads([x.shape[a] for a in axes], window, strides, "SAME")
+    widths = [(0, 0)] * x.ndim
+    for axis, pad in zip(axes, pads):
+        widths[axis] = tuple(pad)
+    return jnp.pad(x, widths, mode="wrap")
+
+
+def circular_fold(x: jax.Array, axes: Sequence[int], out_shape: Sequence[int]) -> jax.Array:
+    """Transpose of :func:`circular_pad` for a transposed convolution: crop ``x``
+    to ``out_shape`` around its centre, adding each overhanging entry to the
+    position it wraps onto."""
+    for axis in axes:
+        length, target = x.shape[axis], out_shape[axis]
+        wrapped = (jnp.arange(length) - (length - target) // 2) % target
+        moved = jnp.moveaxis(x, axis, 0)
+        moved = jax.ops.segment_sum(moved, wrapped, num_segments=target)
+        x = jnp.moveaxis(moved, 0, axis)
+    return x
+
+
+def _conv(
+    name: str,
+    out_chan: int,
+    filter_shape: Sequence[int],
+    strides: Sequence[int] | None,
+    padding: str,
+    W_std: float,
+    b_std: float | None,
+    dimension_numbers: tuple[str, str, str] | None,
+    parameterization: str,
+    s: tuple[int, int],
+    W_init,
+):
+    out_chan = check_positive_int(name, "out_chan", out_chan)
+    filter_shape = check_window(name, "filter_shape", filter_shape)
+    num_spatial = len(filter_shape)
+    strides = check_window(name, "strides", strides, num_spatial) if strides else (1,) * num_spatial
+    padding = check_choice(name, "padding", padding, PADDINGS)
+    W_std = check_std(name, "W_std", W_std)
+    b_std = check_std(name, "b_std", b_std, allow_none=True)
+    s = check_width_scaling(name, s)
+    parameterization = check_parameterization(name, parameterization, W_init)
+    if W_init is not None and name == "ConvLocal":
+        raise ValueError(f"{name}: W_init is not supported for locally connected filters")
+    dimension_numbers = tuple(dimension_numbers or default_dimension_numbers(num_spatial))
+    lhs_spec, rhs_spec, out_spec = dimension_numbers
+    if not (len(lhs_spec) == len(rhs_spec) == len(out_spec) == num_spatial + 2):
+        raise ValueError(
+            f"{name}: dimension_numbers {dimension_numbers} do not match "
+            f"{num_spatial}-D filter_shape {filter_shape}"
+        )
+    spatial_specs = [c for c in rhs_spec if c not in "IO"]
+    width = out_chan * (s[1] if parameterization == "standard" else 1)
+    lhs_spatial_axes = tuple(lhs_spec.index(c) for c in spatial_specs)
+    out_spatial_axes = tuple(out_spec.index(c) for c in spatial_specs)
+    shape_padding = "SAME" if padding == "CIRCULAR" else padding
+    run_padding = "VALID" if padding == "CIRCULAR" else padding
+
+    def filter_layout(in_chan):
+        return [width if c == "O" else in_chan if c == "I" else filter_shape[spatial_specs.index(c)] for c in rhs_spec]
+
+    def raw_op(x, W, op_padding):
+        if name == "ConvTranspose":
+            return lax.conv_transpose(x, W, strides, op_padding, dimension_numbers=dimension_numbers)
+        if name == "ConvLocal":
+            return lax.conv_general_dilated_local(
+                x, W, strides, op_padding, filter_shape, dimension_numbers=dimension_numbers
+            )
+        return lax.conv_general_dilated(x, W, strides, op_padding, dimension_numbers=dimension_numbers)
+
+    def shared_output_shape(input_shape):
+        in_chan = input_shape[lhs_spec.index("C")]
+        lhs = jax.ShapeDtypeStruct(tuple(max(d, 1) for d in input_shape), jnp.float32)
+        rhs = jax.ShapeDtypeStruct(tuple(filter_layout(in_chan)), jnp.float32)
+        op = lax.conv_transpose if name == "ConvTranspose" else lax.conv_general_dilated
+        out = jax.eval_shape(
+            lambda a, b: op(a, b, strides, shape_padding, dimension_numbers=dimension_numbers), lhs, rhs
+        ).shape
+        batch = lhs_spec.index("N")
+        return tuple(input_shape[batch] if i == out_spec.index("N") else d for i, d in enumerate(out))
+
+    def fan_in(in_chan):
+        return in_chan * math.prod(filter_shape)
+
+    def init_fn(key, input_shape):
+        key = check_key(name, key)
+        input_shape = check_shape(name, input_shape)
+        if len(input_shape) != num_spatial + 2:
+            raise ValueError(
+                f"{name}: expected an input_shape of rank {num_spatial + 2} ({lhs_spec}), got {input_shape}"
+            )
+        in_chan = input_shape[lhs_spec.index("C")]
+        output_shape = shared_output_shape(input_shape)
+        key_W, key_b = jax.random.split(key)
+        if name == "ConvLocal":
+            W_shape = [
+                width if c == "O" else fan_in(in_chan) if c == "I" else output_shape[out_spec.index(c)]
+                for c in rhs_spec
+            ]
+            b_shape = [1 if c == "N" else output_shape[i] for i, c in enumerate(out_spec)]
+        else:
+            W_shape = filter_layout(in_chan)
+            b_shape = [width if c == "C" else 1 for c in out_spec]
+        if W_init is not None:
+            canonical = [W_shape[rhs_spec.index(c)] for c in spatial_specs] + [in_chan, width]
+            order = [(spatial_specs + ["I", "O"]).index(c) for c in rhs_spec]
+            W = jnp.transpose(W_init(key_W, tuple(canonical)), order)
+        else:
+            W = jax.random.normal(key_W, tuple(W_shape))
+            if parameterization == "standard":
+                W = W_std * math.sqrt(s[0] / fan_in(in_chan)) * W
+        params = {"W": W}
+        if b_std is not None:
+            b = jax.random.normal(key_b, tuple(b_shape))
+            params["b"] = b if parameterization == "ntk" else b_std * b
+        return output_shape, params
+
+    def apply_fn(params, x, **kwargs):
+        x = check_array(name, x, ndim=num_spatial + 2)
+        W = params["W"]
+        in_chan = x.shape[lhs_spec.index("C")]
+        expected = W.shape[rhs_spec.index("I")]
+        if name == "ConvLocal":
+            expected //= math.prod(filter_shape)
+        if in_chan != expected:
+            raise ValueError(
+                f"{name}: expected {expected} input channels (axis {lhs_spec.index('C')} of {lhs_spec}), "
+                f"got input of shape {tuple(x.shape)}"
+            )
+        if padding == "CIRCULAR" and name != "ConvTranspose":
+            x = circular_pad(x, filter_shape, strides, lhs_spatial_axes)
+        out = raw_op(x, W, run_padding)
+        if padding == "CIRCULAR" and name == "ConvTranspose":
+            out = circular_fold(out, out_spatial_axes, shared_output_shape(x.shape))
+        if parameterization == "ntk":
+            out = W_std / math.sqrt(fan_in(in_chan)) * out
+            if "b" in params:
+                out = out + b_std * params["b"]
+        else:
+            out = out / math.sqrt(s[0])
+            if "b" in params:
+                out = out + params["b"]
+        return out
+
+    spec = LayerSpec(
+        name,
+        dict(
+            out_chan=out_chan,
+            filter_shape=filter_shape,
+            strides=strides,
+            padding=padding,
+            W_std=W_std,
+            b_std=b_std,
+            dimension_numbers=dimension_numbers,
+            parameterization=parameterization,
+            s=s,
+            W_init=W_init,
+        ),
+    )
+    return make_layer(name, init_fn, apply_fn, spec)
+
+
+def Conv(
+    out_chan: int,
+    filter_shape: Sequence[int],
+    strides: Sequence[int] | None = None,
+    padding: str = "VALID",
+    W_std: float = 1.0,
+    b_std: float | None = None,
+    dimension_numbers: tuple[str, str, str] | None = None,
+    parameterization: str = "ntk",
+    s: tuple[int, int] = (1, 1),
+    *,
+    W_init=None,
+):
+    """Convolution with shared weights over ``len(filter_shape)`` spatial axes.
+
+    Params: ``{"W": filters in the rhs layout, "b": f[1, ..., 1, out_chan]}``.
+    """
+    return _conv("Conv", out_chan, filter_shape, strides, padding, W_std, b_std,
+                 dimension_numbers, parameterization, s, W_init)  # fmt: skip
+
+
+def ConvTranspose(
+    out_chan: int,
+    filter_shape: Sequence[int],
+    strides: Sequence[int] | None = None,
+    padding: str = "VALID",
+    W_std: float = 1.0,
+    b_std: float | None = None,
+    dimension_numbers: tuple[str, str, str] | None = None,
+    parameterization: str = "ntk",
+    s: tuple[int, int] = (1, 1),
+    *,
+    W_init=None,
+):
+    """Transposed convolution (``jax.lax.conv_transpose``): upsamples by ``strides``."""
+    return _conv("ConvTranspose", out_chan, filter_shape, strides, padding, W_std, b_std,
+                 dimension_numbers, parameterization, s, W_init)  # fmt: skip
+
+
+def ConvLocal(
+    out_chan: int,
+    filter_shape: Sequence[int],
+    strides: Sequence[int] | None = None,
+    padding: str = "VALID",
+    W_std: float = 1.0,
+    b_std: float | None = None,
+    dimension_numbers: tuple[str, str, str] | None = None,
+    parameterization: str = "ntk",
+    s: tuple[int, int] = (1, 1),
+):
+    """Locally connected layer: like ``Conv`` but with unshared weights (and biases)
+    at every output position (``jax.lax.conv_general_dilated_local``)."""
+    return _conv("ConvLocal", out_chan, filter_shape, strides, padding, W_std, b_std,
+                 dimension_numbers, parameterization, s, None)  # fmt: skip

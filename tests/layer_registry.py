@@ -1,0 +1,95 @@
+"""Every public stax layer once, with an input spec, for the parametrised layer tests.
+
+An entry is ``(id, build, input_shape, bad_input_shape)``: ``build()`` returns the
+layer; ``input_shape`` has the batch on axis 0 (a list of shapes for layers that
+take a list); ``bad_input_shape`` is a shape the layer must reject with a clear
+error (``None`` where every shape is valid, e.g. elementwise layers).
+"""
+
+import math
+
+import jax.numpy as jnp
+
+from jaxdl import stax
+
+B = 3
+VEC = (B, 6)
+IMG = (B, 6, 5, 2)
+SEQ = (B, 7, 2)
+VOL = (B, 4, 4, 3, 2)
+
+
+def _elementwise():
+    return [
+        ("Relu", stax.Relu),
+        ("LeakyRelu", lambda: stax.LeakyRelu(0.1)),
+        ("Abs", stax.Abs),
+        ("ABRelu", lambda: stax.ABRelu(-0.5, 2.0)),
+        ("Erf", lambda: stax.Erf(2.0, 0.5, 0.1)),
+        ("Gelu", stax.Gelu),
+        ("Gelu_approx", lambda: stax.Gelu(approximate=True)),
+        ("Sigmoid_like", stax.Sigmoid_like),
+        ("Sign", stax.Sign),
+        ("Sin", lambda: stax.Sin(1.5, 2.0, 0.3)),
+        ("Cos", stax.Cos),
+        ("Rbf", lambda: stax.Rbf(0.5)),
+        ("Exp", lambda: stax.Exp(0.5, 0.3)),
+        ("Gaussian", stax.Gaussian),
+        ("Monomial", lambda: stax.Monomial(3)),
+        ("RectifiedMonomial", lambda: stax.RectifiedMonomial(2)),
+        ("Polynomial", lambda: stax.Polynomial([0.5, -1.0, 0.25])),
+        ("Hermite", lambda: stax.Hermite(4)),
+        ("Elementwise", lambda: stax.Elementwise(jnp.tanh)),
+        ("ElementwiseNumerical", lambda: stax.ElementwiseNumerical(jnp.sin, deg=10)),
+        ("Tanh", stax.Tanh),
+        ("Sigmoid", stax.Sigmoid),
+        ("Softplus", stax.Softplus),
+        ("Elu", lambda: stax.Elu(0.7)),
+    ]
+
+
+LAYERS = [
+    ("Dense", lambda: stax.Dense(5, W_std=1.5, b_std=0.2), VEC, (B, 7)),
+    ("Dense_standard", lambda: stax.Dense(5, 1.5, 0.2, parameterization="standard", s=(2, 3)), VEC, (B, 7)),
+    ("Dense_he_normal", lambda: stax.Dense(5, parameterization="standard", W_init=stax.initializers.he_normal()), VEC, (B, 7)),
+    ("Dense_on_images", lambda: stax.Dense(4, b_std=0.1), IMG, (B, 6, 5, 3)),
+    ("Dense_channel_first", lambda: stax.Dense(4, channel_axis=1), (B, 3, 5), (B, 4, 5)),
+    ("Conv1D_SAME", lambda: stax.Conv(4, (3,), padding="SAME", b_std=0.1), SEQ, (B, 7, 3)),
+    ("Conv2D_VALID_strided", lambda: stax.Conv(4, (3, 2), strides=(2, 1), b_std=0.1), IMG, (B, 6, 5)),
+    ("Conv2D_CIRCULAR", lambda: stax.Conv(3, (3, 3), padding="CIRCULAR"), IMG, (B, 6, 5, 3)),
+    ("Conv2D_standard", lambda: stax.Conv(3, (2, 2), parameterization="standard", b_std=0.3), IMG, (B, 6, 5, 3)),
+    ("Conv2D_NCHW", lambda: stax.Conv(3, (2, 2), dimension_numbers=("NCHW", "OIHW", "NCHW")), (B, 2, 6, 5), (B, 3, 6, 5)),
+    ("Conv3D", lambda: stax.Conv(2, (2, 2, 2), padding="SAME"), VOL, (B, 4, 4, 3)),
+    ("ConvTranspose_VALID", lambda: stax.ConvTranspose(3, (3, 2), strides=(2, 1), b_std=0.1), IMG, (B, 6, 5, 3)),
+    ("ConvTranspose_CIRCULAR", lambda: stax.ConvTranspose(3, (3, 3), strides=(2, 2), padding="CIRCULAR"), IMG, (B, 6, 5, 3)),
+    ("ConvLocal", lambda: stax.ConvLocal(3, (2, 2), padding="SAME", b_std=0.1), IMG, (B, 6, 5, 3)),
+    ("AvgPool", lambda: stax.AvgPool((2, 2)), IMG, (B, 6, 5)),
+    ("AvgPool_SAME_normalized", lambda: stax.AvgPool((3, 2), (2, 2), "SAME", normalize_edges=True), IMG, (B, 6, 5)),
+    ("AvgPool_CIRCULAR", lambda: stax.AvgPool((3, 3), padding="CIRCULAR"), IMG, (B, 6, 5)),
+    ("SumPool", lambda: stax.SumPool((2,), strides=(2,)), SEQ, (B, 7)),
+    ("MaxPool", lambda: stax.MaxPool((2, 2), padding="SAME"), IMG, (B, 6, 5)),
+    ("GlobalAvgPool", stax.GlobalAvgPool, IMG, None),
+    ("GlobalSumPool", stax.GlobalSumPool, SEQ, None),
+    ("Flatten", stax.Flatten, IMG, None),
+    ("Identity", stax.Identity, IMG, None),
+    ("Dropout_test", lambda: stax.Dropout(0.8, mode="test"), VEC, None),
+    ("LayerNorm", stax.LayerNorm, VEC, None),
+    ("LayerNorm_spatial", lambda: stax.LayerNorm(axis=(1, 2, 3)), IMG, (B, 6)),
+    ("Softmax", stax.Softmax, VEC, None),
+    ("Maxout", lambda: stax.Maxout(2), VEC, (B, 7)),
+    ("serial_mlp", lambda: stax.serial(stax.Dense(8, b_std=0.1), stax.Relu(), stax.Dense(3)), VEC, (B, 5)),
+    ("serial_cnn", lambda: stax.serial(stax.Conv(4, (3, 3), padding="SAME"), stax.Relu(), stax.Flatten(), stax.Dense(2)), IMG, (B, 6)),
+    ("repeat", lambda: stax.repeat(stax.serial(stax.Dense(6), stax.Erf()), 3), VEC, (B, 5)),
+    ("FanOut", lambda: stax.FanOut(3), VEC, None),
+    ("FanInSum", stax.FanInSum, [VEC, VEC], [VEC, (B, 5)]),
+    ("FanInProd", stax.FanInProd, [VEC, VEC, VEC], [VEC, (B, 5)]),
+    ("FanInConcat", lambda: stax.FanInConcat(axis=-1), [VEC, (B, 4)], [VEC, (B + 1, 4)]),
+    ("parallel", lambda: stax.parallel(stax.Dense(3), stax.Relu()), [VEC, IMG], [VEC]),
+    ("residual", lambda: stax.serial(stax.FanOut(2), stax.parallel(stax.serial(stax.Dense(6), stax.Relu()), stax.Identity()), stax.FanInSum()), VEC, (B, 5)),
+] + [(name, build, VEC, None) for name, build in _elementwise()]
+
+IDS = [entry[0] for entry in LAYERS]
+
+
+def num_elements(shape) -> int:
+    return math.prod(shape)
