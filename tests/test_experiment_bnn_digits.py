@@ -1,0 +1,38 @@
+"""`jaxdl run bnn-digits --fast`: the JSON holds every method's metrics, consistent with
+the reliability data it reports, and the figure is written."""
+
+import json
+
+import numpy as np
+
+from jaxdl import experiments
+from jaxdl.experiments import bnn_digits
+
+
+def test_calibration_matches_a_direct_computation():
+    probs = np.array([[0.9, 0.1], [0.6, 0.4], [0.2, 0.8], [0.55, 0.45]])
+    labels = np.array([0, 1, 1, 0])
+    result = bnn_digits.calibration(probs, labels, num_bins=2)
+    # bins (0, 0.5] and (0.5, 1]: every confidence is above 0.5 -> one bin, accuracy 3/4
+    expected = abs(0.75 - np.mean([0.9, 0.6, 0.8, 0.55]))
+    np.testing.assert_allclose(result["ece"], expected)
+    np.testing.assert_array_equal(result["bin_count"], [0, 4])
+
+
+def test_bnn_digits_fast_run_writes_its_results(tmp_path):
+    results = experiments.run("bnn-digits", tmp_path, fast=True, seed=0)
+    saved = json.loads((tmp_path / "bnn-digits.json").read_text())
+    assert (tmp_path / "bnn-digits.png").stat().st_size > 10_000
+    methods = saved["methods"]
+    assert set(methods) == {"MAP", "deep ensemble", "ensemble exp(-E) weights", "SGLD", "SGHMC"}
+    for name, row in methods.items():
+        assert 0.85 < row["accuracy"] <= 1.0, (name, row["accuracy"])
+        assert 0.0 < row["nll"] < 1.0, (name, row["nll"])
+        assert 0.0 <= row["ece"] < 0.2, (name, row["ece"])
+        counts = np.array(row["bin_count"])
+        assert counts.sum() == saved["num_test"]
+        # ECE is the count-weighted gap of the reliability curve it reports.
+        gap = np.abs(np.array(row["bin_accuracy"]) - np.array(row["bin_confidence"]))
+        np.testing.assert_allclose(row["ece"], np.sum(counts * gap) / counts.sum(), rtol=1e-6)
+    np.testing.assert_allclose(np.sum(saved["ensemble_weights"]), 1.0, rtol=1e-5)
+    assert results["accuracy_sgld"] == methods["SGLD"]["accuracy"]
