@@ -39,6 +39,7 @@ def _elementwise():
         ("RectifiedMonomial", lambda: stax.RectifiedMonomial(2)),
         ("Polynomial", lambda: stax.Polynomial([0.5, -1.0, 0.25])),
         ("Hermite", lambda: stax.Hermite(4)),
+        ("Gabor", stax.Gabor),
         ("Elementwise", lambda: stax.Elementwise(jnp.tanh)),
         ("ElementwiseNumerical", lambda: stax.ElementwiseNumerical(jnp.sin, deg=10)),
         ("Tanh", stax.Tanh),

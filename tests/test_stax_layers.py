@@ -174,7 +174,7 @@ def test_bad_keys_and_shapes_raise():
         (lambda: stax.repeat(stax.Relu(), 0), "repeat: expected n"),
         (lambda: stax.serial(), "serial: expected at least one layer"),
         (lambda: stax.serial(stax.Relu(), "relu"), "serial: expected stax layers"),
-        (lambda: stax.Hermite(9), "Hermite: expected degree"),
+        (lambda: stax.Hermite(-1), "Hermite: expected degree"),
         (lambda: stax.Maxout(0), "Maxout: expected num_pieces"),
         (lambda: stax.Rbf(-1.0), "Rbf: expected gamma > 0"),
         (lambda: stax.Elementwise(), "Elementwise: expected fn or nngp_fn"),

@@ -23,6 +23,8 @@ from jaxdl.stax.elementwise import (
     Elu,
     Erf,
     Exp,
+    ExpNormalized,
+    Gabor,
     Gaussian,
     Gelu,
     Hermite,
@@ -48,8 +50,8 @@ from jaxdl.stax.pooling import AvgPool, GlobalAvgPool, GlobalSumPool, MaxPool, S
 
 __all__ = [
     "ABRelu", "Abs", "AvgPool", "Conv", "ConvLocal", "ConvTranspose", "Cos", "Dense",
-    "Dropout", "Elementwise", "ElementwiseNumerical", "Elu", "Erf", "Exp", "FanInConcat",
-    "FanInProd", "FanInSum", "FanOut", "Flatten", "Gaussian", "Gelu", "GlobalAvgPool",
+    "Dropout", "Elementwise", "ElementwiseNumerical", "Elu", "Erf", "Exp", "ExpNormalized", "FanInConcat",
+    "FanInProd", "FanInSum", "FanOut", "Flatten", "Gabor", "Gaussian", "Gelu", "GlobalAvgPool",
     "GlobalSumPool", "Hermite", "Identity", "Layer", "LayerNorm", "LayerSpec", "LeakyRelu",
     "MaxPool", "Maxout", "Monomial", "Polynomial", "RectifiedMonomial", "Rbf", "Relu",
     "Sigmoid", "Sigmoid_like", "Sign", "Sin", "Softmax", "Softplus", "SumPool", "Tanh",

@@ -108,7 +108,9 @@ def _conv(
             f"{num_spatial}-D filter_shape {filter_shape}"
         )
     spatial_specs = [c for c in rhs_spec if c not in "IO"]
-    width = out_chan * (s[1] if parameterization == "standard" else 1)
+    # neural-tangents widens standard Conv/ConvTranspose by s[1] but not ConvLocal
+    widened = parameterization == "standard" and name != "ConvLocal"
+    width = out_chan * (s[1] if widened else 1)
     lhs_spatial_axes = tuple(lhs_spec.index(c) for c in spatial_specs)
     out_spatial_axes = tuple(out_spec.index(c) for c in spatial_specs)
     shape_padding = "SAME" if padding == "CIRCULAR" else padding

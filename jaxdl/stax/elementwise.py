@@ -170,26 +170,40 @@ def Polynomial(coef: Sequence[float]):
     return _elementwise("Polynomial", fn, LayerSpec("Polynomial", dict(coef=coef)))
 
 
-# Probabilists' Hermite polynomials He_n, divided by sqrt(n!) so that
-# E[h_n(Z)^2] = 1 for Z ~ N(0, 1).
-_HERMITE = {
-    1: lambda x: x,
-    2: lambda x: (x**2 - 1.0) / math.sqrt(2.0),
-    3: lambda x: (x**3 - 3 * x) / math.sqrt(6.0),
-    4: lambda x: (x**4 - 6 * x**2 + 3) / math.sqrt(24.0),
-    5: lambda x: (x**5 - 10 * x**3 + 15 * x) / math.sqrt(120.0),
-    6: lambda x: (x**6 - 15 * x**4 + 45 * x**2 - 15) / math.sqrt(720.0),
-}
-
-
 def Hermite(degree: int):
-    """Normalised probabilists' Hermite polynomial ``He_n(x) / sqrt(n!)``, ``1 <= n <= 6``.
+    """Normalised probabilists' Hermite polynomial ``He_n(x) / sqrt(n!)`` (``n >= 0``),
+    so that ``E[h_n(Z)^2] = 1`` for ``Z ~ N(0, 1)``; computed by the three-term
+    recurrence ``He_{k+1} = x He_k - k He_{k-1}``.
 
     Its kernel assumes unit-variance inputs (as in neural-tangents).
     """
-    if degree not in _HERMITE or isinstance(degree, bool):
-        raise ValueError(f"Hermite: expected degree to be an int in 1..6, got {degree!r}")
-    return _elementwise("Hermite", _HERMITE[degree], LayerSpec("Hermite", dict(degree=degree)))
+    if isinstance(degree, bool) or not isinstance(degree, int) or degree < 0:
+        raise ValueError(f"Hermite: expected degree to be an int >= 0, got {degree!r}")
+
+    def fn(x):
+        previous, current = jnp.zeros_like(x), jnp.ones_like(x)
+        for k in range(degree):
+            previous, current = current, x * current - k * previous
+        return current / math.sqrt(math.factorial(degree))
+
+    return _elementwise("Hermite", fn, LayerSpec("Hermite", dict(degree=degree)))
+
+
+def Gabor():
+    """The Gabor function ``exp(-x**2) * sin(x)``."""
+    return _elementwise("Gabor", lambda x: jnp.exp(-(x**2)) * jnp.sin(x), LayerSpec("Gabor"))
+
+
+def ExpNormalized(gamma: float = 1.0, shift: float = -1.0, do_clip: bool = False):
+    """The normalised Gaussian kernel ``|x||x'| exp(gamma (cos(x, x') + shift))`` of
+    neural-tangents: an infinite-width layer only (``apply_fn`` raises)."""
+    _check_real("ExpNormalized", gamma=gamma, shift=shift)
+
+    def fn(x):
+        raise NotImplementedError("ExpNormalized: has no finite-width apply_fn, only a kernel_fn")
+
+    spec = LayerSpec("ExpNormalized", dict(gamma=gamma, shift=shift, do_clip=do_clip))
+    return _elementwise("ExpNormalized", fn, spec)
 
 
 def Elementwise(fn: Callable | None = None, nngp_fn: Callable | None = None, d_nngp_fn: Callable | None = None):

@@ -1,0 +1,22 @@
+"""`jaxdl run linear-regions --fast`: JSON content against the region bounds."""
+
+import json
+
+from jaxdl import experiments
+from jaxdl.theory.regions import montufar_bound, zaslavsky_bound
+
+
+def test_linear_regions_fast_run(tmp_path):
+    results = experiments.run("linear-regions", tmp_path, fast=True, seed=0)
+    saved = json.loads((tmp_path / "linear-regions.json").read_text())
+    assert (tmp_path / "linear_regions.png").stat().st_size > 0
+    assert saved["rows"] == json.loads(json.dumps(results["rows"]))
+    for row in saved["rows"]:
+        assert row["zaslavsky_bound"] == zaslavsky_bound(row["width"], 2)
+        assert row["montufar_bound"] == montufar_bound(row["width"], 2, row["depth"])
+        assert all(1 <= count <= row["layerwise_upper_bound"] for count in row["counts"])
+        if row["depth"] == 1:
+            assert all(abs(c - e) <= 2 for c, e in zip(row["counts"], row["exact_counts_in_box"]))
+    assert saved["all_below_layerwise_bound"] and saved["one_layer_all_below_zaslavsky"]
+    for built in saved["montufar_construction"]:
+        assert built["count"] == built["montufar_bound"]
