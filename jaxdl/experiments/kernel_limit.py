@@ -1,0 +1,361 @@
+"""The kernel limit: finite networks approach their NTK/NNGP predictions as width grows.
+
+Seed formulas (lecture notes, "Infinite width (NTK)" and "GPs & infinite width"):
+
+* the empirical NTK ``k(x, xi) = grad f(x) . grad f(xi)`` of an MLP in NTK
+  parameterisation stays nearly constant under gradient flow,
+  ``||k(theta_0) - k(theta_t)||_F^2 in O(1/m)``;
+* with a constant kernel, gradient flow on the MSE solves in closed form, and
+  an infinitely wide network trained this way predicts the NTK mean
+  ``k(x) K^{-1} (I - e^{-K t / |Y|}) Y``
+  (:func:`jaxdl.predict.gradient_descent_mse_ensemble`, ``get='ntk'``);
+* the NNGP posterior mean ``K_*X K^{-1} Y`` is the prediction of an infinitely
+  wide Bayesian network (``get='nngp'``, ``t = inf``).
+
+On scikit-learn's digits, MLPs of growing width ``m`` are trained by full-batch
+gradient descent (``jaxdl.train.fit`` with ``optax.sgd``) on
+``L = ||f(X) - Y||^2 / (2 |Y|)``, the loss that ``jaxdl.predict`` integrates, so
+``num_steps`` steps of rate ``eta`` are compared with the closed form at time
+``t = eta * num_steps``. For each width the experiment measures
+
+* ``ntk_drift``: ``||K_T - K_0||_F / ||K_0||_F`` of the empirical NTK
+  (:func:`jaxdl.kernels.empirical.empirical_ntk_fn`, averaged over the logits)
+  on the training set, and its slope in log-log against ``m``. The seeds'
+  bound ``O(1/m)`` on the square makes the slope at most ``-1/2``; sharper
+  analyses (Dyer & Gur-Ari 2020) give ``-1`` for smooth activations, and
+  measured slopes lie in between;
+* ``ntk_init_deviation``: ``||K_0 - K_inf||_F / ||K_inf||_F``, the distance of
+  the empirical NTK at initialisation from the analytic one, a sum of ``m``
+  independent terms, hence of slope ``-1/2``;
+* ``prediction_gap``: the RMS difference between the trained network's test
+  outputs and the analytic NTK mean at the same time.
+
+The networks are *centred*, ``f(theta, x) = net(theta, x) - net(theta_0, x)``:
+the NTK mean is an average over initialisations, and an uncentred network
+carries its own random ``f_0`` (a draw from the NNGP, which does not shrink
+with width) into its predictions. Centring removes exactly that term and
+leaves the Jacobian, hence the NTK, unchanged.
+
+Inputs are centred with the training mean and scaled onto the sphere of radius
+``sqrt(64)`` (the setting of the NTK theory: every input has the same norm);
+targets are one-hot minus 1/10.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import matplotlib.pyplot as plt
+import numpy as np
+
+from jaxdl import optim, predict, stax, train
+from jaxdl.data import load_digits, one_hot
+from jaxdl.experiments.report import progress, save_figure, write_json
+from jaxdl.kernels.empirical import empirical_ntk_fn
+
+NAME = "kernel-limit"
+DESCRIPTION = (
+    "finite MLPs on digits approach the NTK: kernel drift ~ width^slope, "
+    "prediction gap to the analytic NTK mean, NNGP/NTK vs finite-net accuracy"
+)
+
+
+class Config(NamedTuple):
+    """Sizes of one run: data, widths, seeds per width, depth and the training schedule.
+
+    ``learning_rate_fraction`` is the step as a fraction of the largest stable step
+    of the analytic NTK (:func:`jaxdl.predict.max_learning_rate`).
+    """
+
+    num_train: int
+    num_test: int
+    widths: tuple[int, ...]
+    num_seeds: int
+    depth: int
+    num_steps: int
+    learning_rate_fraction: float = 0.5
+    W_std: float = 2.0**0.5
+    b_std: float = 0.1
+
+
+FULL = Config(num_train=256, num_test=450, widths=(64, 128, 256, 512, 1024, 2048, 4096),
+              num_seeds=3, depth=2, num_steps=100)
+FAST = Config(num_train=48, num_test=200, widths=(32, 64, 128, 256), num_seeds=2, depth=2, num_steps=40)
+
+
+class Problem(NamedTuple):
+    """Regression targets for classification: ``y_train = one_hot(labels) - 1/num_classes``.
+
+    ``x_train: f32[n, d]``, ``y_train: f32[n, c]``, ``labels_train: i32[n]``,
+    ``x_test: f32[n_test, d]``, ``labels_test: i32[n_test]``.
+    """
+
+    name: str
+    x_train: jax.Array
+    y_train: jax.Array
+    labels_train: np.ndarray
+    x_test: jax.Array
+    labels_test: np.ndarray
+    num_classes: int
+
+
+def load_problem(num_train: int, num_test: int, seed: int = 0) -> Problem:
+    """The first ``num_train``/``num_test`` images of the digits split ``seed``, on the sphere.
+
+    Pixels are centred with the training mean; each image is then scaled to norm
+    ``sqrt(d)``, so that every input has the same NNGP/NTK diagonal.
+    """
+    dataset = load_digits(test_fraction=0.25, seed=seed, standardize=False)
+    for label, count, available in (("num_train", num_train, len(dataset.x_train)),
+                                     ("num_test", num_test, len(dataset.x_test))):
+        if not 1 <= count <= available:
+            raise ValueError(f"load_problem: expected 1 <= {label} <= {available}, got {count!r}")
+    mean = dataset.x_train[:num_train].mean(axis=0)
+
+    def on_sphere(x):
+        x = x - mean
+        norms = np.linalg.norm(x, axis=1, keepdims=True)
+        if np.any(norms == 0):
+            raise ValueError("load_problem: an image equals the training mean and cannot be put on "
+                             f"the sphere; use more than num_train={num_train} training images")
+        return jnp.asarray(x * np.sqrt(x.shape[1]) / norms)
+
+    labels_train = dataset.y_train[:num_train]
+    targets = one_hot(labels_train, dataset.num_classes) - 1.0 / dataset.num_classes
+    return Problem(dataset.name, on_sphere(dataset.x_train[:num_train]), jnp.asarray(targets),
+                   labels_train, on_sphere(dataset.x_test[:num_test]), dataset.y_test[:num_test],
+                   dataset.num_classes)
+
+
+def mlp(width: int, depth: int, num_classes: int, W_std: float = 2.0**0.5, b_std: float = 0.1):
+    """``depth`` hidden ReLU layers of ``width`` units and a linear read-out, NTK parameterisation."""
+    hidden = [layer for _ in range(depth) for layer in (stax.Dense(width, W_std, b_std), stax.Relu())]
+    return stax.serial(*hidden, stax.Dense(num_classes, W_std, b_std))
+
+
+def centred(apply_fn, params_0):
+    """``f(params, x) = apply_fn(params, x) - apply_fn(params_0, x)``: zero at initialisation, same NTK."""
+
+    def apply_centred(params, x):
+        return apply_fn(params, x) - apply_fn(params_0, x)
+
+    return apply_centred
+
+
+def mse(outputs, targets):
+    """``||f - y||^2 / (2 |Y|)``: the loss whose gradient flow ``jaxdl.predict`` solves."""
+    return 0.5 * jnp.mean((outputs - targets) ** 2)
+
+
+def accuracy(outputs, labels) -> float:
+    """Share of rows whose largest output is at the label."""
+    return float(np.mean(np.argmax(np.asarray(outputs), axis=-1) == np.asarray(labels)))
+
+
+def rms(a, b) -> float:
+    """Root-mean-square difference of two arrays of the same shape."""
+    return float(jnp.sqrt(jnp.mean((a - b) ** 2)))
+
+
+def relative_change(k_0, k_t) -> float:
+    """``||k_t - k_0||_F / ||k_0||_F``."""
+    return float(jnp.linalg.norm(k_t - k_0) / jnp.linalg.norm(k_0))
+
+
+def loglog_slope(widths, values) -> tuple[float, float]:
+    """Least-squares ``(slope, intercept)`` of ``log(values)`` against ``log(widths)``."""
+    slope, intercept = np.polyfit(np.log(np.asarray(widths, float)), np.log(np.asarray(values, float)), 1)
+    return float(slope), float(intercept)
+
+
+def train_gd(apply_fn, params, x, y, learning_rate: float, num_steps: int, key):
+    """``num_steps`` steps of full-batch gradient descent on :func:`mse`; returns ``train.FitResult``."""
+    return train.fit(apply_fn, params, optim.sgd(learning_rate), (x, y), loss_fn=mse, key=key,
+                     num_epochs=num_steps, batch_size=None, progress=False)
+
+
+class KernelPredictions(NamedTuple):
+    """Infinite-width test predictions ``f[n_test, c]``: the NTK mean at the training time,
+    the NTK mean after infinite training, and the NNGP posterior mean."""
+
+    ntk: jax.Array
+    ntk_inf: jax.Array
+    nngp: jax.Array
+
+
+def kernel_predictions(kernel_fn, problem: Problem, learning_rate: float, num_steps: int,
+                       diag_reg: float = 1e-4) -> KernelPredictions:
+    """Closed-form predictions of :func:`jaxdl.predict.gradient_descent_mse_ensemble`.
+
+    The finite-time mean uses no regularisation (it is what gradient descent
+    computes); the ``t = inf`` limits add ``diag_reg * trace(K)/n`` to the
+    diagonal: they solve with the kernel itself, and the NNGP of 256 digits
+    has a condition number near 3e4, which costs four of float32's seven digits.
+    """
+    at_time = predict.gradient_descent_mse_ensemble(kernel_fn, problem.x_train, problem.y_train,
+                                                    learning_rate=learning_rate)
+    converged = predict.gradient_descent_mse_ensemble(kernel_fn, problem.x_train, problem.y_train,
+                                                      diag_reg=diag_reg)
+    limits = converged(None, problem.x_test, ("nngp", "ntk"))
+    return KernelPredictions(at_time(num_steps, problem.x_test, "ntk"), limits.ntk, limits.nngp)
+
+
+class WidthResult(NamedTuple):
+    """Per-seed measurements at one width: NTK drift and distance from the analytic NTK at
+    initialisation, prediction gap, test accuracy, final training loss."""
+
+    ntk_drift: list[float]
+    ntk_init_deviation: list[float]
+    prediction_gap: list[float]
+    test_accuracy: list[float]
+    train_loss: list[float]
+
+
+def measure_width(config: Config, problem: Problem, width: int, learning_rate: float,
+                  ntk_train_train, ntk_mean, key, bar=None) -> WidthResult:
+    """Train ``config.num_seeds`` centred MLPs of ``width`` units and measure each.
+
+    ``ntk_train_train: f[n, n]`` is the analytic NTK of the training set,
+    ``ntk_mean: f[n_test, c]`` the analytic NTK mean after ``config.num_steps`` steps.
+    """
+    init_fn, apply_fn, _ = mlp(width, config.depth, problem.num_classes, config.W_std, config.b_std)
+    ntk_fn = jax.jit(empirical_ntk_fn(apply_fn, trace_axes=(-1,), vmap_axes=0))
+    result = WidthResult([], [], [], [], [])
+    for seed_key in jax.random.split(key, config.num_seeds):
+        init_key, fit_key = jax.random.split(seed_key)
+        _, params_0 = init_fn(init_key, (-1, problem.x_train.shape[1]))
+        model = centred(apply_fn, params_0)
+        fit = train_gd(model, params_0, problem.x_train, problem.y_train, learning_rate,
+                       config.num_steps, fit_key)
+        params_t = fit.state.params
+        test_outputs = model(params_t, problem.x_test)
+        ntk_0 = ntk_fn(problem.x_train, None, params_0)
+        result.ntk_drift.append(relative_change(ntk_0, ntk_fn(problem.x_train, None, params_t)))
+        result.ntk_init_deviation.append(relative_change(ntk_train_train, ntk_0))
+        result.prediction_gap.append(rms(test_outputs, ntk_mean))
+        result.test_accuracy.append(accuracy(test_outputs, problem.labels_test))
+        result.train_loss.append(float(mse(model(params_t, problem.x_train), problem.y_train)))
+        if bar is not None:
+            bar.update()
+    return result
+
+
+def study(config: Config, seed: int = 0) -> dict:
+    """Run the whole study of ``config``; returns the results dict (see :func:`run`)."""
+    start = time.perf_counter()
+    problem = load_problem(config.num_train, config.num_test, seed)
+    _, _, kernel_fn = mlp(1, config.depth, problem.num_classes, config.W_std, config.b_std)
+    ntk_train_train = kernel_fn(problem.x_train, None, "ntk")
+    learning_rate = config.learning_rate_fraction * float(
+        predict.max_learning_rate(ntk_train_train, problem.y_train.size))
+    kernels = kernel_predictions(kernel_fn, problem, learning_rate, config.num_steps)
+
+    per_width = {}
+    with progress(None, desc=NAME, total=len(config.widths) * config.num_seeds) as bar:
+        for width, key in zip(config.widths, jax.random.split(jax.random.key(seed), len(config.widths))):
+            bar.set_postfix(width=width)
+            per_width[width] = measure_width(config, problem, width, learning_rate, ntk_train_train,
+                                             kernels.ntk, key, bar)
+
+    def mean(field):
+        return [float(np.mean(getattr(per_width[w], field))) for w in config.widths]
+
+    def per_seed(field):
+        return [getattr(per_width[w], field) for w in config.widths]
+
+    ntk_drift, prediction_gap = mean("ntk_drift"), mean("prediction_gap")
+    drift_slope, drift_intercept = loglog_slope(config.widths, ntk_drift)
+    init_deviation = mean("ntk_init_deviation")
+    init_slope, init_intercept = loglog_slope(config.widths, init_deviation)
+    gap_slope, gap_intercept = loglog_slope(config.widths, prediction_gap)
+    model = (f"{config.depth} x [Dense(m, W_std={config.W_std:.4g}, b_std={config.b_std}), Relu()], "
+             f"Dense({problem.num_classes}); NTK parameterisation; centred at initialisation")
+    return {
+        "dataset": problem.name,
+        "num_train": config.num_train,
+        "num_test": config.num_test,
+        "model": model,
+        "depth": config.depth,
+        "widths": list(config.widths),
+        "num_seeds": config.num_seeds,
+        "learning_rate": learning_rate,
+        "num_steps": config.num_steps,
+        "training_time": learning_rate * config.num_steps,
+        "ntk_drift": ntk_drift,
+        "ntk_drift_per_seed": per_seed("ntk_drift"),
+        "drift_slope": drift_slope,
+        "drift_intercept": drift_intercept,
+        "ntk_init_deviation": init_deviation,
+        "ntk_init_deviation_per_seed": per_seed("ntk_init_deviation"),
+        "init_deviation_slope": init_slope,
+        "init_deviation_intercept": init_intercept,
+        "prediction_gap": prediction_gap,
+        "prediction_gap_per_seed": per_seed("prediction_gap"),
+        "gap_slope": gap_slope,
+        "gap_intercept": gap_intercept,
+        "gap_ratio_largest_to_smallest": prediction_gap[-1] / prediction_gap[0],
+        "test_accuracy": mean("test_accuracy"),
+        "test_accuracy_per_seed": per_seed("test_accuracy"),
+        "train_loss": mean("train_loss"),
+        "ntk_test_accuracy": accuracy(kernels.ntk, problem.labels_test),
+        "ntk_inf_test_accuracy": accuracy(kernels.ntk_inf, problem.labels_test),
+        "nngp_test_accuracy": accuracy(kernels.nngp, problem.labels_test),
+        "seed": seed,
+        "seconds": time.perf_counter() - start,
+    }
+
+
+def _loglog_series(ax, results: dict, name: str, slope_name: str, color: str, label: str):
+    """Per-seed points, seed means and the least-squares line of ``results[name]`` against width."""
+    widths = np.asarray(results["widths"], float)
+    values = np.asarray(results[f"{name}_per_seed"], float)
+    slope, intercept = results[f"{slope_name}_slope"], results[f"{slope_name}_intercept"]
+    ax.loglog(np.repeat(widths, values.shape[1]), values.ravel(), ".", color=color, alpha=0.35)
+    ax.loglog(widths, results[name], "o", color=color, label=label)
+    ax.loglog(widths, np.exp(intercept) * widths**slope, "-", color=color, label=f"fit: slope {slope:.2f}")
+
+
+def plot(results: dict) -> plt.Figure:
+    """Drift and initial deviation of the NTK, prediction gap (log-log, fitted slopes) and
+    test accuracy against width."""
+    widths = np.asarray(results["widths"], float)
+    fig, (kernel_ax, gap_ax, acc_ax) = plt.subplots(1, 3, figsize=(16, 4.5))
+    _loglog_series(kernel_ax, results, "ntk_drift", "drift", "C0",
+                   r"drift in training $\|K_T - K_0\|_F / \|K_0\|_F$")
+    _loglog_series(kernel_ax, results, "ntk_init_deviation", "init_deviation", "C2",
+                   r"at init. $\|K_0 - K_\infty\|_F / \|K_\infty\|_F$")
+    _loglog_series(gap_ax, results, "prediction_gap", "gap", "C3", "RMS(trained net - NTK mean), test set")
+    for ax, name in ((kernel_ax, "ntk_drift"), (gap_ax, "prediction_gap")):
+        ax.loglog(widths, results[name][0] * (widths / widths[0]) ** -0.5, ":", color="k",
+                  label=r"slope $-1/2$")
+        ax.set(xlabel="width m")
+        ax.legend(fontsize="small")
+    kernel_ax.set_title("empirical NTK: relative distances")
+    gap_ax.set_title("trained nets vs the infinite-width prediction")
+    acc_ax.semilogx(widths, results["test_accuracy"], "o-", label="finite nets (mean over seeds)")
+    for name, style, label in (("ntk_test_accuracy", "--", "NTK mean at the same time"),
+                               ("ntk_inf_test_accuracy", ":", r"NTK, $t = \infty$"),
+                               ("nngp_test_accuracy", "-.", "NNGP posterior mean")):
+        acc_ax.axhline(results[name], linestyle=style, color="k", alpha=0.7, label=label)
+    acc_ax.set(xlabel="width m", ylabel="test accuracy", title="test accuracy")
+    acc_ax.legend(fontsize="small")
+    fig.suptitle(f"Kernel limit on {results['dataset']}: {results['num_train']} training images, "
+                 f"{results['depth']} hidden ReLU layers, {results['num_steps']} full-batch GD steps, "
+                 f"{results['num_seeds']} seeds per width")
+    return fig
+
+
+def run(out_dir: Path, *, fast: bool = False, seed: int = 0) -> dict:
+    """Run the study (``FAST`` or ``FULL``); writes ``kernel-limit.json`` and ``kernel-limit.png``."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    config = FAST if fast else FULL
+    results = study(config, seed)
+    results["fast"] = fast
+    save_figure(plot(results), out_dir, f"{NAME}.png")
+    write_json(out_dir, NAME, results)
+    return results
