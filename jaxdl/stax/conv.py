@@ -33,7 +33,13 @@ from jaxdl.stax.layer import (
     check_shape,
     make_layer,
 )
-from jaxdl.stax.linear import check_parameterization, check_std, check_width_scaling
+from jaxdl.stax.linear import (
+    check_parameterization,
+    check_std,
+    check_width_scaling,
+    draw_affine_params,
+    scale_affine_output,
+)
 
 PADDINGS = ("VALID", "SAME", "CIRCULAR")
 
@@ -151,7 +157,6 @@ def _conv(
             )
         in_chan = input_shape[lhs_spec.index("C")]
         output_shape = shared_output_shape(input_shape)
-        key_W, key_b = jax.random.split(key)
         if name == "ConvLocal":
             W_shape = [
                 width if c == "O" else fan_in(in_chan) if c == "I" else output_shape[out_spec.index(c)]
@@ -161,18 +166,11 @@ def _conv(
         else:
             W_shape = filter_layout(in_chan)
             b_shape = [width if c == "C" else 1 for c in out_spec]
-        if W_init is not None:
+        params = draw_affine_params(key, W_shape, b_shape, fan_in(in_chan), W_std, b_std, parameterization, s)
+        if W_init is not None:  # drawn in the (*spatial, in, out) layout its fans assume
             canonical = [W_shape[rhs_spec.index(c)] for c in spatial_specs] + [in_chan, width]
             order = [(spatial_specs + ["I", "O"]).index(c) for c in rhs_spec]
-            W = jnp.transpose(W_init(key_W, tuple(canonical)), order)
-        else:
-            W = jax.random.normal(key_W, tuple(W_shape))
-            if parameterization == "standard":
-                W = W_std * math.sqrt(s[0] / fan_in(in_chan)) * W
-        params = {"W": W}
-        if b_std is not None:
-            b = jax.random.normal(key_b, tuple(b_shape))
-            params["b"] = b if parameterization == "ntk" else b_std * b
+            params["W"] = jnp.transpose(W_init(jax.random.split(key)[0], tuple(canonical)), order)
         return output_shape, params
 
     def apply_fn(params, x, **kwargs):
@@ -192,15 +190,7 @@ def _conv(
         out = raw_op(x, W, run_padding)
         if padding == "CIRCULAR" and name == "ConvTranspose":
             out = circular_fold(out, out_spatial_axes, shared_output_shape(x.shape))
-        if parameterization == "ntk":
-            out = W_std / math.sqrt(fan_in(in_chan)) * out
-            if "b" in params:
-                out = out + b_std * params["b"]
-        else:
-            out = out / math.sqrt(s[0])
-            if "b" in params:
-                out = out + params["b"]
-        return out
+        return scale_affine_output(out, params, fan_in(in_chan), W_std, b_std, parameterization, s)
 
     spec = LayerSpec(
         name,

@@ -57,6 +57,29 @@ def check_parameterization(layer: str, parameterization, W_init) -> str:
     return parameterization
 
 
+def draw_affine_params(key, W_shape, b_shape, fan_in, W_std, b_std, parameterization, s) -> dict:
+    """``W`` and (when ``b_std`` is not None) ``b`` for ``Dense``/``Conv``: standard
+    normal under 'ntk'; scaled to ``N(0, W_std**2 s0 / fan_in)`` and ``N(0, b_std**2)``
+    under 'standard'."""
+    key_W, key_b = jax.random.split(key)
+    W = jax.random.normal(key_W, tuple(W_shape))
+    params = {"W": W if parameterization == "ntk" else W_std * math.sqrt(s[0] / fan_in) * W}
+    if b_std is not None:
+        b = jax.random.normal(key_b, tuple(b_shape))
+        params["b"] = b if parameterization == "ntk" else b_std * b
+    return params
+
+
+def scale_affine_output(out, params, fan_in, W_std, b_std, parameterization, s):
+    """Turn the raw product ``x W`` (or ``W * x``) into the layer output of either
+    parameterization, adding the bias."""
+    if parameterization == "ntk":
+        out = W_std / math.sqrt(fan_in) * out
+        return out + b_std * params["b"] if "b" in params else out
+    out = out / math.sqrt(s[0])
+    return out + params["b"] if "b" in params else out
+
+
 def Dense(
     out_dim: int,
     W_std: float = 1.0,
@@ -107,18 +130,11 @@ def Dense(
         if fan_in == -1:
             raise ValueError(f"{name}: the channel axis of input_shape must be known, got -1")
         output_shape = input_shape[:channel] + (width,) + input_shape[channel + 1 :]
-        key_W, key_b = jax.random.split(key)
         bias_shape = [1] * len(input_shape)
         bias_shape[channel] = width
+        params = draw_affine_params(key, (fan_in, width), bias_shape, fan_in, W_std, b_std, parameterization, s)
         if W_init is not None:
-            params = {"W": W_init(key_W, (fan_in, width))}
-        elif parameterization == "ntk":
-            params = {"W": jax.random.normal(key_W, (fan_in, width))}
-        else:
-            params = {"W": W_std * math.sqrt(s[0] / fan_in) * jax.random.normal(key_W, (fan_in, width))}
-        if b_std is not None:
-            b = jax.random.normal(key_b, tuple(bias_shape))
-            params["b"] = b if parameterization == "ntk" else b_std * b
+            params["W"] = W_init(jax.random.split(key)[0], (fan_in, width))
         return output_shape, params
 
     def apply_fn(params, x, **kwargs):
@@ -131,15 +147,7 @@ def Dense(
                 f"got input of shape {tuple(x.shape)}"
             )
         out = jnp.moveaxis(jnp.tensordot(x, W, axes=(channel, 0)), -1, channel)
-        if parameterization == "ntk":
-            out = W_std / math.sqrt(W.shape[0]) * out
-            if "b" in params:
-                out = out + b_std * params["b"]
-        else:
-            out = out / math.sqrt(s[0])
-            if "b" in params:
-                out = out + params["b"]
-        return out
+        return scale_affine_output(out, params, W.shape[0], W_std, b_std, parameterization, s)
 
     spec = LayerSpec(
         name,
