@@ -170,11 +170,13 @@ def test_monte_carlo_mlp_nngp_and_ntk():
     hidden = [stax.Dense(1024, 1.5, 0.2), stax.Erf(), stax.Dense(1024, 1.5, 0.2), stax.Relu()]
     # NNGP: a wide readout averages over many i.i.d. outputs; NTK: one output suffices.
     init_fn, apply_fn, kernel_fn = stax.serial(*hidden, stax.Dense(2048, 1.2, 0.1))
+    # Tolerances: a few Monte Carlo standard errors plus the O(1/width) bias, from the
+    # spread over seeds (the exact checks are the closed forms and the NT fixtures).
     mc_nngp = nt.monte_carlo_kernel_fn(init_fn, apply_fn, jax.random.key(1), 8)(x, None, "nngp")
-    assert _relative_error(mc_nngp, kernel_fn(x, None, "nngp")) < 0.05
+    assert _relative_error(mc_nngp, kernel_fn(x, None, "nngp")) < 0.1
     init_fn, apply_fn, kernel_fn = stax.serial(*hidden, stax.Dense(1, 1.2, 0.1))
     mc_ntk = nt.monte_carlo_kernel_fn(init_fn, apply_fn, jax.random.key(2), 4)(x, None, "ntk")
-    assert _relative_error(mc_ntk, kernel_fn(x, None, "ntk")) < 0.05
+    assert _relative_error(mc_ntk, kernel_fn(x, None, "ntk")) < 0.1
 
 
 def test_monte_carlo_standard_parameterization():
@@ -182,10 +184,10 @@ def test_monte_carlo_standard_parameterization():
     hidden = [stax.Dense(1024, 1.3, 0.1, parameterization="standard"), stax.Relu()]
     init_fn, apply_fn, kernel_fn = stax.serial(*hidden, stax.Dense(2048, 1.3, 0.1, parameterization="standard"))
     mc_nngp = nt.monte_carlo_kernel_fn(init_fn, apply_fn, jax.random.key(3), 8)(x, None, "nngp")
-    assert _relative_error(mc_nngp, kernel_fn(x, None, "nngp")) < 0.08
+    assert _relative_error(mc_nngp, kernel_fn(x, None, "nngp")) < 0.12
     init_fn, apply_fn, kernel_fn = stax.serial(*hidden, stax.Dense(1, 1.3, 0.1, parameterization="standard"))
     mc_ntk = nt.monte_carlo_kernel_fn(init_fn, apply_fn, jax.random.key(4), 8)(x, None, "ntk")
-    assert _relative_error(mc_ntk, kernel_fn(x, None, "ntk")) < 0.08
+    assert _relative_error(mc_ntk, kernel_fn(x, None, "ntk")) < 0.12
 
 
 @pytest.mark.parametrize("readout", ["flatten", "global_avg_pool"])
@@ -198,7 +200,9 @@ def test_monte_carlo_cnn_nngp(readout):
         stax.Conv(256, (2, 2), padding="CIRCULAR", W_std=1.5), stax.Relu(), pool, stax.Dense(2048),
     )  # fmt: skip
     mc = nt.monte_carlo_kernel_fn(init_fn, apply_fn, jax.random.key(5), 8)(x, None, "nngp")
-    assert _relative_error(mc, kernel_fn(x, None, "nngp")) < 0.06
+    # 8 samples at width 256: the max-entry error is 0.03-0.08 over seeds (MC noise and
+    # O(1/width) bias); a wrong rule (e.g. a missed pooling factor) is off by >= 20%.
+    assert _relative_error(mc, kernel_fn(x, None, "nngp")) < 0.12
 
 
 # --- numerical sturdiness ------------------------------------------------------------
@@ -285,12 +289,23 @@ def test_x1_is_x2_ties_the_diagonal():
     assert kernel.cov2 is None and bool(kernel.x1_is_x2)
 
 
-@pytest.mark.parametrize("layer", [stax.MaxPool((2, 2)), stax.Softmax()])
+WITHOUT_CLOSED_FORM = [
+    stax.MaxPool((2, 2)),
+    stax.Softmax(),
+    stax.Maxout(2),
+    stax.Dense(4, parameterization="standard", W_init=stax.initializers.he_normal()),
+    stax.GlobalSelfAttention(4, 4, 4, 2, linear_scaling=False),  # softmax of 1/sqrt(d)-scaled logits
+]
+
+
+@pytest.mark.parametrize("layer", WITHOUT_CLOSED_FORM, ids=lambda layer: layer.spec.kind)
 def test_layers_without_closed_form_raise(layer):
     x = jax.random.normal(KEY, (2, 4, 4, 3))
     _, _, kernel_fn = stax.serial(stax.Conv(4, (2, 2)), layer)
-    with pytest.raises(NotImplementedError, match=layer.spec.kind):
+    with pytest.raises(NotImplementedError, match=f"^{layer.spec.kind}: "):
         kernel_fn(x, None, "nngp")
+    with pytest.raises(NotImplementedError, match=f"^{layer.spec.kind}: "):  # the layer's own kernel_fn
+        layer.kernel(x, None, ("nngp", "ntk"))
 
 
 def test_bad_inputs_raise_clear_errors():

@@ -1,74 +1,84 @@
 """Monte Carlo estimates of the NNGP and NTK from finite networks (neural-tangents'
-``monte_carlo_kernel_fn``).
+``monte_carlo_kernel_fn``, same signature and semantics).
 
-Averages, over ``n_samples`` independent initialisations, the empirical NNGP
-``f(x1) f(x2)^T / n_out`` and the empirical NTK ``J(x1) J(x2)^T / n_out``
-(``J`` = Jacobian of the outputs in the parameters; seed definition of the NTK
-``K_theta(x, x') = <grad_theta f(x), grad_theta f(x')>``), both traced over
-the output (``trace_axes=(-1,)``). The independent check of the analytic
-kernels: for wide networks the estimates converge to them. Written by hand as
-no library computes these averages for a stax ``(init_fn, apply_fn)`` pair.
+Averages, over ``n`` independent initialisations ``params ~ init_fn``, the
+empirical kernels of :func:`jaxdl.kernels.empirical.empirical_kernel_fn`: the
+NNGP ``f(x1) f(x2)^T`` and the NTK ``J(x1) J(x2)^T`` (the seeds'
+``K_theta(x, x') = <grad_theta f(x), grad_theta f(x')>``), traced and
+diagonalised over the requested output axes. For wide networks the estimates
+converge to the analytic kernels, which makes this the independent check of
+:mod:`jaxdl.kernels.analytic`. Each sample is computed blockwise over devices
+by :func:`jaxdl.kernels.batching.batch`.
 """
 
 from __future__ import annotations
 
-import collections
+from collections.abc import Callable, Iterable
 
 import jax
-import jax.numpy as jnp
+
+from jaxdl.kernels.batching import batch
+from jaxdl.kernels.empirical import NtkImplementation, empirical_kernel_fn
 
 
-def _empirical(apply_fn, params, x1, x2, want_ntk: bool):
-    """One initialisation's ``(nngp, ntk)``: f32[n1, n2] each (output axis traced)."""
-    f1, f2 = apply_fn(params, x1), apply_fn(params, x2)
-    n_out = f1.shape[-1]
-    nngp = f1.reshape(f1.shape[0], -1) @ f2.reshape(f2.shape[0], -1).T / n_out
-    if not want_ntk:
-        return nngp, None
-    jac1 = jax.jacrev(lambda p: apply_fn(p, x1))(params)
-    jac2 = jax.jacrev(lambda p: apply_fn(p, x2))(params)
-
-    def contract(a, b):
-        a = a.reshape(a.shape[0], n_out, -1)
-        b = b.reshape(b.shape[0], n_out, -1)
-        return jnp.einsum("iop,jop->ij", a, b)
-
-    parts = jax.tree.leaves(jax.tree.map(contract, jac1, jac2))
-    return nngp, sum(parts[1:], parts[0]) / n_out
+def _sample_counts(n_samples) -> tuple[list[int], bool]:
+    """``(sorted counts, whether to return a generator)``."""
+    as_generator = not isinstance(n_samples, int)
+    counts = [n_samples] if not as_generator else list(n_samples) if isinstance(n_samples, Iterable) else None
+    if not counts or any(isinstance(n, bool) or not isinstance(n, int) or n <= 0 for n in counts):
+        raise ValueError(
+            f"monte_carlo_kernel_fn: expected n_samples to be a positive int or an iterable of them, "
+            f"got {n_samples!r}"
+        )
+    return sorted(set(counts)), as_generator
 
 
-def monte_carlo_kernel_fn(init_fn, apply_fn, key, n_samples: int, trace_axes=(-1,)):
-    """``kernel_fn(x1, x2=None, get=None)`` returning Monte Carlo NNGP/NTK estimates.
+def monte_carlo_kernel_fn(
+    init_fn: Callable,
+    apply_fn: Callable,
+    key: jax.Array,
+    n_samples,
+    batch_size: int = 0,
+    device_count: int = -1,
+    store_on_device: bool = True,
+    trace_axes=(-1,),
+    diagonal_axes=(),
+    vmap_axes=None,
+    implementation=NtkImplementation.JACOBIAN_CONTRACTION,
+) -> Callable:
+    """``kernel_fn(x1, x2=None, get=None, **apply_fn_kwargs)``: Monte Carlo NNGP/NTK.
 
-    x1: f[n1, ...], x2: f[n2, ...]; outputs f[n1, n2] (2-D outputs, traced over the last axis).
+    Sample ``i`` draws ``params`` from ``init_fn`` with the ``i``-th split of
+    ``key`` and passes a second key to ``apply_fn`` as ``key=`` (for dropout).
+    With an int ``n_samples`` the function returns the average over that many
+    samples; with an iterable of ints it returns a generator yielding the
+    running averages at those sample counts (neural-tangents' convention).
+    ``get``: ``'nngp'``, ``'ntk'``, a tuple of them (namedtuple) or None (both).
     """
-    if isinstance(n_samples, bool) or not isinstance(n_samples, int) or n_samples <= 0:
-        raise ValueError(f"monte_carlo_kernel_fn: expected a positive int n_samples, got {n_samples!r}")
-    if tuple(trace_axes) != (-1,):
-        raise NotImplementedError(f"monte_carlo_kernel_fn: only trace_axes=(-1,) is supported, got {trace_axes}")
+    counts, as_generator = _sample_counts(n_samples)
+    empirical = empirical_kernel_fn(apply_fn, trace_axes, diagonal_axes, vmap_axes, implementation)
 
-    def kernel_fn(x1, x2=None, get=None):
-        x2 = x1 if x2 is None else x2
-        names = ("nngp", "ntk") if get is None else ((get,) if isinstance(get, str) else tuple(get))
-        for name in names:
-            if name not in ("nngp", "ntk"):
-                raise ValueError(f"monte_carlo_kernel_fn: expected get in ('nngp', 'ntk'), got {name!r}")
-        want_ntk = "ntk" in names
+    def one_sample(x1, x2, sample_key, get, **apply_fn_kwargs):
+        init_key, apply_key = jax.random.split(sample_key)
+        _, params = init_fn(init_key, jax.tree.map(lambda x: x.shape, x1))
+        return empirical(x1, x2, get, params, key=apply_key, **apply_fn_kwargs)
 
-        @jax.jit
-        def one_sample(sample_key):
-            _, params = init_fn(sample_key, x1.shape)
-            return _empirical(apply_fn, params, x1, x2, want_ntk)
+    one_sample = batch(one_sample, batch_size, device_count, store_on_device)
 
-        totals = None
-        for sample_key in jax.random.split(key, n_samples):
-            sample = one_sample(sample_key)
-            totals = sample if totals is None else jax.tree.map(jnp.add, totals, sample)
-        nngp, ntk = jax.tree.map(lambda t: t / n_samples, totals)
-        values = {"nngp": nngp, "ntk": ntk}
-        if isinstance(get, str):
-            return values[get]
-        cls = collections.namedtuple("MonteCarloKernel", names)
-        return cls(*(values[n] for n in names))
+    def running_averages(x1, x2, get, apply_fn_kwargs):
+        total, sample_key = None, key
+        for n in range(1, counts[-1] + 1):
+            sample_key, this_key = jax.random.split(sample_key)
+            sample = one_sample(x1, x2, this_key, get, **apply_fn_kwargs)
+            total = sample if total is None else jax.tree.map(lambda a, b: a + b, total, sample)
+            if n in counts:
+                yield jax.tree.map(lambda a: a / n, total)
+
+    def kernel_fn(x1, x2=None, get=None, **apply_fn_kwargs):
+        averages = running_averages(x1, x2, get, apply_fn_kwargs)
+        if as_generator:
+            return averages
+        *_, last = averages
+        return last
 
     return kernel_fn

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax import lax
 
 from jaxdl.stax.conv import PADDINGS, check_window, circular_pad
@@ -64,11 +65,11 @@ def _pool(
         if padding == "CIRCULAR":
             x = circular_pad(x, window_shape, strides, axes)
         run_padding = "VALID" if padding == "CIRCULAR" else padding
-        out = lax.reduce_window(x, jnp.asarray(init_value, x.dtype), reducer, dims, steps, run_padding)
+        out = lax.reduce_window(x, np.asarray(init_value, x.dtype), reducer, dims, steps, run_padding)
         if name != "AvgPool":
             return out
         if normalize_edges and padding == "SAME":
-            counts = lax.reduce_window(jnp.ones_like(x), jnp.asarray(0.0, x.dtype), lax.add, dims, steps, "SAME")
+            counts = lax.reduce_window(jnp.ones_like(x), np.asarray(0.0, x.dtype), lax.add, dims, steps, "SAME")
             return out / counts
         return out / math.prod(window_shape)
 

@@ -1,0 +1,1 @@
+"""Bridges between jaxdl models and other JAX libraries (``jaxdl.interop.flax``)."""
