@@ -5,8 +5,9 @@ Run inside the pinned legacy environment (``bash benchmarks/legacy_env.sh``):
     benchmarks/.legacy-env/bin/python benchmarks/nt_forward_fixtures.py
 
 For each architecture (an expression over ``stax`` that both libraries accept)
-it stores the input, neural-tangents' parameters (flattened in tree order) and
-its float64 output in ``tests/fixtures/nt/forward.npz``. The test converts the
+it stores the input, neural-tangents' parameters (flattened in tree order), the
+graph ``pattern`` passed to ``apply_fn`` where the case has one (``Aggregate``),
+and its float64 output in ``tests/fixtures/nt/forward.npz``. The test converts the
 parameters to jaxdl's named-dict layout and compares the outputs.
 """
 
@@ -50,6 +51,23 @@ ARCHITECTURES = [
     ("stax.serial(stax.FanOut(2), stax.parallel(stax.serial(stax.Dense(6), stax.Relu()), stax.Identity()), stax.FanInSum())", (3, 6)),
     ("stax.serial(stax.FanOut(3), stax.parallel(stax.Dense(4), stax.Dense(2), stax.Sin()), stax.FanInConcat())", (3, 6)),
     ("stax.serial(stax.FanOut(2), stax.parallel(stax.Dense(4), stax.Dense(4)), stax.FanInProd())", (3, 6)),
+    ("stax.GlobalSelfAttention(5, 4, 3, 2, b_std=0.1)", (3, 7, 2)),
+    ("stax.GlobalSelfAttention(4, 3, 3, 2, W_key_std=1.3, W_value_std=0.8, W_out_std=1.2, attention_mechanism='RELU')",
+     (2, 6, 5, 2)),
+    ("stax.GlobalSelfAttention(4, 3, 3, 2, linear_scaling=False, W_query_std=0.7, attention_mechanism='ABS')", (2, 5, 3)),
+    ("stax.GlobalSelfAttention(4, 3, 3, 1, pos_emb_type='SUM', W_pos_emb_std=0.5, attention_mechanism='IDENTITY')",
+     (2, 5, 3)),
+    ("stax.GlobalSelfAttention(4, 3, 3, 2, pos_emb_type='CONCAT', n_chan_pos_emb=2, val_pos_emb=True, "
+     "pos_emb_decay_fn=lambda d: jnp.exp(-d / 2), pos_emb_p_norm=1)", (2, 4, 3, 2)),
+    ("stax.GlobalSelfAttention(4, 3, 3, 2, channel_axis=1, batch_axis=2, b_std=0.2)", (3, 6, 2)),
+    ("stax.serial(stax.Dense(6), stax.GlobalSelfAttention(5, 4, 3, 2), stax.Relu(), stax.GlobalAvgPool())", (2, 5, 3)),
+    ("stax.Aggregate()", (3, 5, 2), "dense"),
+    ("stax.Aggregate(aggregate_axis=(1, 2))", (2, 4, 3, 2), "dense"),
+    ("stax.Aggregate(aggregate_axis=2, batch_axis=0, channel_axis=1)", (2, 3, 5, 4), "dense"),
+    ("stax.Aggregate(to_dense=lambda p: p + jnp.swapaxes(p, 1, 2))", (3, 5, 2), "dense"),
+    ("stax.Aggregate(implementation='SPARSE')", (3, 6, 2), "sparse"),
+    ("stax.Aggregate(aggregate_axis=(1, 2), implementation='SPARSE')", (2, 4, 3, 2), "sparse"),
+    ("stax.serial(stax.Dense(4), stax.Relu(), stax.Aggregate(), stax.Dense(3))", (3, 5, 2), "dense"),
 ] + [
     (f"stax.{activation}", (3, 6))
     for activation in [
@@ -61,15 +79,31 @@ ARCHITECTURES = [
 ]  # fmt: skip
 
 
+def graph_pattern(kind: str, expression: str, shape: tuple, rng) -> np.ndarray:
+    """A random graph for an ``Aggregate`` case: a weighted dense adjacency
+    ``f[batch, V..., V...]`` or a ``SPARSE`` edge list ``i[batch, n_edges, K, 2]``
+    whose negative coordinates exercise the padding rules."""
+    aggregate_axes = (1, 2) if "(1, 2)" in expression else (2,) if "aggregate_axis=2" in expression else (1,)
+    vertex_shape = tuple(shape[a] for a in aggregate_axes)
+    if kind == "dense":
+        return rng.binomial(1, 0.5, (shape[0],) + vertex_shape * 2) * rng.uniform(0.5, 1.5, (shape[0],) + vertex_shape * 2)
+    n_edges = 3 * int(np.prod(vertex_shape))
+    coords = [rng.integers(-1, size, (shape[0], n_edges, 1, 2)) for size in vertex_shape]
+    return np.concatenate(coords, axis=2)
+
+
 def main() -> None:
     rng = np.random.default_rng(0)
     out = {"count": np.array(len(ARCHITECTURES))}
-    for i, (expression, shape) in enumerate(ARCHITECTURES):
+    for i, (expression, shape, *pattern_kind) in enumerate(ARCHITECTURES):
         init_fn, apply_fn, _ = eval(expression, {"stax": stax, "jnp": jnp})
         x = rng.normal(size=shape)
         _, params = init_fn(jax.random.PRNGKey(i), shape)
         leaves = [np.asarray(leaf) for leaf in jax.tree_util.tree_leaves(params)]
-        y = apply_fn(params, jnp.asarray(x))
+        kwargs = {}
+        if pattern_kind:
+            kwargs["pattern"] = out[f"{i}/pattern"] = graph_pattern(pattern_kind[0], expression, shape, rng)
+        y = apply_fn(params, jnp.asarray(x), **kwargs)
         out[f"{i}/expression"] = np.array(expression)
         out[f"{i}/x"] = x
         out[f"{i}/y"] = np.asarray(y)

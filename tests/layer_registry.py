@@ -78,6 +78,11 @@ LAYERS = [
     ("LayerNorm_spatial", lambda: stax.LayerNorm(axis=(1, 2, 3)), IMG, (B, 6)),
     ("Softmax", stax.Softmax, VEC, None),
     ("Maxout", lambda: stax.Maxout(2), VEC, (B, 7)),
+    ("GlobalSelfAttention", lambda: stax.GlobalSelfAttention(5, 4, 3, 2, b_std=0.1), SEQ, (B, 7, 3)),
+    ("GlobalSelfAttention_sqrt_pos_emb", lambda: stax.GlobalSelfAttention(
+        4, 3, 3, 2, linear_scaling=False, pos_emb_type="CONCAT", n_chan_pos_emb=3, val_pos_emb=True,
+        pos_emb_decay_fn=lambda d: jnp.exp(-d)), IMG, (B, 6, 5, 3)),
+    ("Aggregate_identity_graph", stax.Aggregate, SEQ, None),
     ("serial_mlp", lambda: stax.serial(stax.Dense(8, b_std=0.1), stax.Relu(), stax.Dense(3)), VEC, (B, 5)),
     ("serial_cnn", lambda: stax.serial(stax.Conv(4, (3, 3), padding="SAME"), stax.Relu(), stax.Flatten(), stax.Dense(2)), IMG, (B, 6)),
     ("repeat", lambda: stax.repeat(stax.serial(stax.Dense(6), stax.Erf()), 3), VEC, (B, 5)),

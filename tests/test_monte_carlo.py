@@ -60,3 +60,24 @@ def test_converges_to_the_analytic_kernel_for_a_wide_net():
 def test_bad_sample_counts_raise(n_samples):
     with pytest.raises(ValueError, match="monte_carlo_kernel_fn: expected n_samples"):
         monte_carlo_kernel_fn(MODEL.init, MODEL.apply, jax.random.key(0), n_samples)
+
+
+def test_plain_apply_functions_without_a_key_keyword_work():
+    def apply_fn(params, x):  # no **kwargs: monte_carlo must not pass key=
+        return MODEL.apply(params, x)
+
+    estimate = monte_carlo_kernel_fn(MODEL.init, apply_fn, jax.random.key(2), 3)(X1, X2, "nngp")
+    np.testing.assert_allclose(estimate, _manual_average(3, jax.random.key(2))[0], rtol=1e-5, atol=1e-6)
+
+
+def test_dropout_gets_the_documented_key():
+    init_fn, apply_fn, _ = stax.serial(stax.Dense(32), stax.Dropout(0.5), stax.Dense(2))
+    key = jax.random.key(5)
+    estimate = monte_carlo_kernel_fn(init_fn, apply_fn, key, 1, device_count=0)(X1, X2, "nngp")
+    _, sample_key = jax.random.split(key)
+    init_key, apply_key = jax.random.split(sample_key)
+    _, params = init_fn(init_key, X1.shape)
+    # x1 gets the sample's key, x2 an independent one (neural-tangents' rule)
+    outputs1 = apply_fn(params, X1, key=apply_key)
+    outputs2 = apply_fn(params, X2, key=jax.random.fold_in(apply_key, 1))
+    np.testing.assert_allclose(estimate, outputs1 @ outputs2.T / 2, rtol=1e-5, atol=1e-6)

@@ -4,7 +4,8 @@ Fixtures: ``tests/fixtures/nt/forward.npz`` written by
 ``benchmarks/nt_forward_fixtures.py`` in the pinned neural-tangents environment.
 neural-tangents keeps parameters in positional tuples (``(W, b)`` per layer);
 jaxdl names them (``{"Dense_0": {"W", "b"}}``); walking jaxdl's dicts in
-position order visits the same leaves in the same order.
+position order visits the same leaves in the same order. ``Aggregate`` cases
+also store the graph ``pattern`` given to ``apply_fn``.
 """
 
 from pathlib import Path
@@ -21,10 +22,15 @@ DATA = np.load(FIXTURE)
 CASES = range(int(DATA["count"]))
 
 
+# Within a layer, neural-tangents' tuple order: (W, b) for affine layers,
+# (query, key, value, out, b, pos_emb) for GlobalSelfAttention.
+_LEAF_ORDER = ["W_query", "W_key", "W_value", "W_out", "W", "b", "pos_emb"]
+
+
 def _position(key: str):
-    """"Dense_2" -> 2; within a layer, W before b."""
+    """"Dense_2" -> 2; within a layer, neural-tangents' order (W before b)."""
     suffix = key.rsplit("_", 1)[-1]
-    return (0, int(suffix)) if suffix.isdigit() else (1, ["W", "b"].index(key))
+    return (0, int(suffix)) if suffix.isdigit() else (1, _LEAF_ORDER.index(key))
 
 
 def _fill(params, leaves):
@@ -43,4 +49,7 @@ def test_forward_pass_equals_neural_tangents(case):
         _, template = layer.init(jax.random.key(0), x.shape)
         assert len(jax.tree.leaves(template)) == len(leaves)
         params = _fill(template, iter(leaves))
-        np.testing.assert_allclose(layer.apply(params, jnp.asarray(x)), DATA[f"{case}/y"], rtol=1e-10, atol=1e-12)
+        kwargs = {"pattern": jnp.asarray(DATA[f"{case}/pattern"])} if f"{case}/pattern" in DATA else {}
+        np.testing.assert_allclose(
+            layer.apply(params, jnp.asarray(x), **kwargs), DATA[f"{case}/y"], rtol=1e-10, atol=1e-12
+        )

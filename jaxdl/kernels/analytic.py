@@ -83,7 +83,7 @@ class AnalyticKernelFn:
             raise TypeError(f"{self.name}: unexpected keyword arguments {sorted(kwargs)}")
         if mask_constant is not None:
             raise NotImplementedError(f"{self.name}: masking (mask_constant) is not supported")
-        pattern = (None, None) if pattern is None else tuple(pattern)
+        pattern = _split_pattern(pattern)
 
         if _all_kernels(x1_or_kernel) and x2 is None:
             kernels = _map_tree(_to_natural, x1_or_kernel)
@@ -133,6 +133,14 @@ class AnalyticKernelFn:
             "batch_axis": batch_axis,
             "channel_axis": channel_axis,
         }
+
+
+def _split_pattern(pattern) -> tuple:
+    """``(pattern1, pattern2)`` for x1 and x2: a pair is split, anything else is shared
+    (neural-tangents' keyword-argument convention)."""
+    if isinstance(pattern, (tuple, list)) and len(pattern) == 2:
+        return tuple(pattern)
+    return pattern, pattern
 
 
 def _check_get(name: str, get):
@@ -288,6 +296,32 @@ def _diagonal_batch(nngp, diagonal_spatial):
 
 def apply_rule(spec, k, ctx):
     """Propagate kernel(s) ``k`` through the layer ``spec``."""
+    out = _apply_layer_rule(spec, k, ctx)
+    if spec.children and _lacks_apply_fn(spec):
+        out = _keep_input_shapes(k, out)
+    return out
+
+
+def _lacks_apply_fn(spec) -> bool:
+    """Whether some layer in ``spec`` has a kernel but no finite-width ``apply_fn``."""
+    if spec is None:
+        return False
+    if spec.kind == "ExpNormalized" or (spec.kind == "Elementwise" and spec.hyper.get("fn") is None):
+        return True
+    return any(_lacks_apply_fn(child) for child in spec.children)
+
+
+def _keep_input_shapes(k_in, k_out):
+    """neural-tangents infers a combinator's output shapes by running its ``apply_fn``;
+    where that raises (a layer without one) it reports the *input* shapes instead."""
+    if isinstance(k_in, Kernel) and isinstance(k_out, Kernel):
+        return k_out.replace(shape1=k_in.shape1, shape2=k_in.shape2)
+    if isinstance(k_in, (list, tuple)) and isinstance(k_out, (list, tuple)) and len(k_in) == len(k_out):
+        return type(k_out)(_keep_input_shapes(a, b) for a, b in zip(k_in, k_out))
+    return k_out
+
+
+def _apply_layer_rule(spec, k, ctx):
     kind = spec.kind
     if kind in _NO_CLOSED_FORM:
         raise NotImplementedError(f"{kind}: no closed-form infinite-width kernel; use a Monte Carlo estimate")
@@ -395,7 +429,7 @@ def _snap_correlation(c, q1, q2):
     with depth and breaks positive semi-definiteness. Snapping keeps identical and
     collinear inputs exactly collinear; the change is below the dtype's resolution.
     """
-    s = safe_sqrt(q1 * q2)
+    s = safe_sqrt(q1) * safe_sqrt(q2)  # roots of the (small) variance arrays, then broadcast
     tol = 64 * jnp.finfo(c.dtype).eps
     return jnp.where(jnp.abs(c) >= (1 - tol) * s, jnp.sign(c) * s, c)
 

@@ -52,6 +52,11 @@ def _window_sum(mat, axes, window: int, stride: int, paired_offsets: bool):
             shape[axis] = 0
         return jnp.zeros(shape, mat.dtype)
 
+    # Each output reads ``window`` (or ``window**2``) input entries: without the
+    # barrier XLA fuses the producer of ``mat`` (e.g. an arc-cosine rule) into
+    # every read and recomputes it, and stacked layers multiply that cost.
+    mat = lax.optimization_barrier(mat)
+
     def take(x, axis, offset):
         return lax.slice_in_dim(x, offset, offset + stride * (out_size - 1) + 1, stride, axis)
 

@@ -40,7 +40,7 @@ def cosine_and_angle(c, q1, q2):
     ``s = sqrt(q1 q2)``; the cosine is clipped to [-1, 1]; for a zero variance the
     angle is pi/2 (the inputs are orthogonal), as in neural-tangents.
     """
-    s = safe_sqrt(q1 * q2)
+    s = safe_sqrt(q1) * safe_sqrt(q2)  # roots of the (small) variance arrays, then broadcast
     cos = jnp.clip(safe_divide(c, s), -1.0, 1.0)
     sin = safe_sqrt((1.0 - cos) * (1.0 + cos))
     angle = jnp.arctan2(sin, cos)

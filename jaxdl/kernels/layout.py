@@ -106,5 +106,6 @@ def set_batch_diagonal(nngp: jax.Array, cov1: jax.Array, diagonal_batch: bool) -
     n = nngp.shape[0]
     if not diagonal_batch:
         cov1 = jnp.moveaxis(jnp.diagonal(cov1, axis1=0, axis2=1), -1, 0)
-    idx = jnp.arange(n)
-    return nngp.at[idx, idx].set(cov1.astype(nngp.dtype))
+    # A select against an iota mask fuses with the producer of ``nngp`` (a scatter does not).
+    on_diagonal = (jnp.arange(n)[:, None] == jnp.arange(n)[None, :]).reshape((n, n) + (1,) * (nngp.ndim - 2))
+    return jnp.where(on_diagonal, cov1[:, None].astype(nngp.dtype), nngp)

@@ -13,6 +13,7 @@ by :func:`jaxdl.kernels.batching.batch`.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Iterable
 
 import jax
@@ -33,6 +34,15 @@ def _sample_counts(n_samples) -> tuple[list[int], bool]:
     return sorted(set(counts)), as_generator
 
 
+def _accepts_key(apply_fn: Callable) -> bool:
+    """Whether ``apply_fn`` takes a ``key=`` keyword (stax apply_fns do, through ``**kwargs``)."""
+    try:
+        parameters = inspect.signature(apply_fn).parameters.values()
+    except (TypeError, ValueError):
+        return True
+    return any(p.name == "key" or p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters)
+
+
 def monte_carlo_kernel_fn(
     init_fn: Callable,
     apply_fn: Callable,
@@ -49,7 +59,8 @@ def monte_carlo_kernel_fn(
     """``kernel_fn(x1, x2=None, get=None, **apply_fn_kwargs)``: Monte Carlo NNGP/NTK.
 
     Sample ``i`` draws ``params`` from ``init_fn`` with the ``i``-th split of
-    ``key`` and passes a second key to ``apply_fn`` as ``key=`` (for dropout).
+    ``key`` and passes a second key to ``apply_fn`` as ``key=`` (for dropout) when
+    ``apply_fn`` accepts that keyword.
     With an int ``n_samples`` the function returns the average over that many
     samples; with an iterable of ints it returns a generator yielding the
     running averages at those sample counts (neural-tangents' convention).
@@ -57,11 +68,14 @@ def monte_carlo_kernel_fn(
     """
     counts, as_generator = _sample_counts(n_samples)
     empirical = empirical_kernel_fn(apply_fn, trace_axes, diagonal_axes, vmap_axes, implementation)
+    pass_key = _accepts_key(apply_fn)
 
     def one_sample(x1, x2, sample_key, get, **apply_fn_kwargs):
         init_key, apply_key = jax.random.split(sample_key)
         _, params = init_fn(init_key, jax.tree.map(lambda x: x.shape, x1))
-        return empirical(x1, x2, get, params, key=apply_key, **apply_fn_kwargs)
+        if pass_key:
+            apply_fn_kwargs = {"key": apply_key, **apply_fn_kwargs}
+        return empirical(x1, x2, get, params, **apply_fn_kwargs)
 
     one_sample = batch(one_sample, batch_size, device_count, store_on_device)
 

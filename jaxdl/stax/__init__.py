@@ -11,6 +11,7 @@ seeds' activations that neural-tangents lacks and the classic initialisers::
 """
 
 from jaxdl.stax import initializers
+from jaxdl.stax.attention import GlobalSelfAttention
 from jaxdl.stax.branching import FanInConcat, FanInProd, FanInSum, FanOut
 from jaxdl.stax.combinators import parallel, repeat, serial
 from jaxdl.stax.conv import Conv, ConvLocal, ConvTranspose
@@ -43,16 +44,17 @@ from jaxdl.stax.elementwise import (
     Softplus,
     Tanh,
 )
+from jaxdl.stax.graph import Aggregate
 from jaxdl.stax.layer import Layer, LayerSpec
 from jaxdl.stax.linear import Dense, Dropout, Flatten, Identity
 from jaxdl.stax.normalization import LayerNorm
 from jaxdl.stax.pooling import AvgPool, GlobalAvgPool, GlobalSumPool, MaxPool, SumPool
 
 __all__ = [
-    "ABRelu", "Abs", "AvgPool", "Conv", "ConvLocal", "ConvTranspose", "Cos", "Dense",
+    "ABRelu", "Aggregate", "Abs", "AvgPool", "Conv", "ConvLocal", "ConvTranspose", "Cos", "Dense",
     "Dropout", "Elementwise", "ElementwiseNumerical", "Elu", "Erf", "Exp", "ExpNormalized", "FanInConcat",
     "FanInProd", "FanInSum", "FanOut", "Flatten", "Gabor", "Gaussian", "Gelu", "GlobalAvgPool",
-    "GlobalSumPool", "Hermite", "Identity", "Layer", "LayerNorm", "LayerSpec", "LeakyRelu",
+    "GlobalSelfAttention", "GlobalSumPool", "Hermite", "Identity", "Layer", "LayerNorm", "LayerSpec", "LeakyRelu",
     "MaxPool", "Maxout", "Monomial", "Polynomial", "RectifiedMonomial", "Rbf", "Relu",
     "Sigmoid", "Sigmoid_like", "Sign", "Sin", "Softmax", "Softplus", "SumPool", "Tanh",
     "initializers", "parallel", "repeat", "serial",
