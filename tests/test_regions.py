@@ -127,7 +127,7 @@ def test_relu_interpolant_is_piecewise_linear_interpolation():
     nodes = np.linspace(0, np.pi, 9)
     network = one_hidden_layer_apply(params, x[:, None])[:, 0]
     np.testing.assert_allclose(network, np.interp(x, nodes, np.sin(nodes)), atol=1e-5)
-    assert params["hidden"]["W"].shape == (1, 8)
+    assert params["Dense_0"]["W"].shape == (1, 8)
 
 
 def test_sup_error_decays_like_one_over_width_squared():

@@ -22,13 +22,20 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxdl import stax
+
 __all__ = ["one_hidden_layer_apply", "relu_interpolant", "universal_approximation"]
 
 
-def one_hidden_layer_apply(params, x):
-    """``relu(x W1 + b1) W2 + b2`` for x: f[batch, d]; params ``{"hidden": {"W", "b"}, "output": {"W", "b"}}``."""
-    hidden = jax.nn.relu(x @ params["hidden"]["W"] + params["hidden"]["b"])
-    return hidden @ params["output"]["W"] + params["output"]["b"]
+# ``relu(x W1 + b1) W2 + b2`` as a stax model: with the 'standard' parameterization
+# and s = (1, 1) a Dense layer is exactly ``x W + b``, and its apply_fn works for any width.
+_, one_hidden_layer_apply, _ = stax.serial(
+    stax.Dense(1, b_std=1.0, parameterization="standard"),
+    stax.Relu(),
+    stax.Dense(1, b_std=1.0, parameterization="standard"),
+)
+one_hidden_layer_apply.__doc__ = """``relu(x W1 + b1) W2 + b2`` for x: f[batch, d]; params
+``{"Dense_0": {"W", "b"}, "Relu_1": {}, "Dense_2": {"W", "b"}}`` (a stax apply_fn)."""
 
 
 def _check_interval(fn: str, interval) -> tuple[float, float]:
@@ -50,8 +57,8 @@ def relu_interpolant(target_fn: Callable, width: int, interval) -> dict:
       interval: ``(lo, hi)``.
 
     Returns:
-      params for :func:`one_hidden_layer_apply`: hidden ``W = 1``, ``b = -x_i``;
-      output ``W = c``, ``b = f(lo)``.
+      params for :func:`one_hidden_layer_apply`: hidden (``Dense_0``) ``W = 1``,
+      ``b = -x_i``; output (``Dense_2``) ``W = c``, ``b = f(lo)``.
     """
     fn = "relu_interpolant"
     if isinstance(width, bool) or not isinstance(width, (int, np.integer)) or width < 1:
@@ -65,8 +72,9 @@ def relu_interpolant(target_fn: Callable, width: int, interval) -> dict:
     slopes = np.diff(values) / np.diff(nodes)
     output_weights = np.concatenate([slopes[:1], np.diff(slopes)])  # slope changes at the knots
     return {
-        "hidden": {"W": jnp.ones((1, width), dtype), "b": jnp.asarray(-nodes[:-1], dtype)},
-        "output": {"W": jnp.asarray(output_weights[:, None], dtype), "b": jnp.asarray(values[:1], dtype)},
+        "Dense_0": {"W": jnp.ones((1, width), dtype), "b": jnp.asarray(-nodes[:-1], dtype)[None, :]},
+        "Relu_1": {},
+        "Dense_2": {"W": jnp.asarray(output_weights[:, None], dtype), "b": jnp.asarray(values[:1], dtype)[None, :]},
     }
 
 
