@@ -250,18 +250,22 @@ def _is_block(leaf) -> bool:
 
 
 class _DeviceStore(_Blocks):
+    """Blocks gathered onto the first device as they arrive, so that assembling them
+    is plain single-device work (no cross-device programs)."""
+
     def __init__(self):
         super().__init__()
         self.grid: dict[int, dict[int, object]] = {}
+        self.device = jax.devices()[0]
 
     def fetch(self, x):
-        return x
+        return jax.device_put(x, self.device)
 
     def concat(self, parts):
         return jnp.concatenate(parts)
 
     def tile(self, i, j, out):
-        self.grid.setdefault(i, {})[j] = out
+        self.grid.setdefault(i, {})[j] = jax.tree.map(self.fetch, out)
 
     def assemble(self, n1, n2):
         rows = [self.grid[i] for i in sorted(self.grid)]
