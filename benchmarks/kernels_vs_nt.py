@@ -9,7 +9,10 @@ way. Both sides evaluate the same architecture expression on the same arrays,
 calls after a warm-up call (compilation excluded), outputs blocked on, and best
 over ``--rounds`` alternating NT/jaxdl process pairs (the load of a shared
 machine drifts). The outputs are compared (max |jaxdl - NT| / max |NT| over
-NNGP and NTK).
+NNGP and NTK), and float32 outputs of both sides against NT in float64 on the
+same inputs. Memory: each process's peak RSS (it includes the start-up
+footprint of each side's JAX version, about 50 MiB larger for current JAX) and
+the scratch memory of the compiled computation from XLA's buffer assignment.
 
     python benchmarks/kernels_vs_nt.py [--repeats 5] [--rounds 3] [--fast] [--json out.json]
 
@@ -22,7 +25,6 @@ import argparse
 import json
 import os
 import pathlib
-import resource
 import subprocess
 import sys
 import tempfile
@@ -55,10 +57,15 @@ def cases(fast: bool) -> list[dict]:
 
 
 # The same code runs in both environments: `stax`, `jax`, `inputs`, `best_time`, `RESULT`.
+# Besides the process's peak RSS (which includes each JAX version's own start-up
+# footprint), XLA's buffer assignment tells how much scratch memory the compiled
+# kernel computation needs.
 SNIPPET = """
 kernel_fn = jax.jit(({expr})[2], static_argnames="get")
 x = jnp.asarray(inputs["x"])
-RESULT["seconds"] = best_time(lambda: kernel_fn(x, None, get=("nngp", "ntk")), repeats={repeats})
+_memory = kernel_fn.lower(x, None, get=("nngp", "ntk")).compile().memory_analysis()
+RESULT["xla_temp_mib"] = _memory.temp_size_in_bytes / 2**20
+RESULT["seconds"] = best_time(lambda: kernel_fn(x, None, get=("nngp", "ntk")), repeats={repeats}) if {repeats} else 0.0
 out = kernel_fn(x, None, get=("nngp", "ntk"))
 np.savez({out_path!r}, nngp=np.asarray(out.nngp), ntk=np.asarray(out.ntk))
 """
@@ -113,14 +120,21 @@ def max_relative_diff(ours: dict, theirs: dict) -> float:
     )
 
 
+def _load(path: str) -> dict:
+    with np.load(path) as data:
+        return {key: data[key].astype(np.float64) for key in data.files}
+
+
 def run_case(case: dict, repeats: int, rounds: int, seed: int = 0) -> dict:
     """Alternates NT and jaxdl processes ``rounds`` times (the machine's load drifts)
-    and keeps each side's best time and largest peak memory."""
+    and keeps each side's best time and largest peak memory. A float32 case is also
+    computed once by NT in float64 on the same inputs, and both sides' float32
+    kernels are compared with that reference."""
     rng = np.random.default_rng(seed)
     x = rng.standard_normal(case["shape"]).astype(np.float64 if case["x64"] else np.float32)
-    outputs, seconds, peak = {}, {"nt": [], "jaxdl": []}, {"nt": [], "jaxdl": []}
+    seconds, peak, scratch = ({"nt": [], "jaxdl": []} for _ in range(3))
     with tempfile.TemporaryDirectory(prefix="kernels-vs-nt-") as tmp:
-        paths = {side: str(pathlib.Path(tmp) / f"{side}.npz") for side in ("nt", "jaxdl")}
+        paths = {side: str(pathlib.Path(tmp) / f"{side}.npz") for side in ("nt", "jaxdl", "reference")}
         code = {side: SNIPPET.format(expr=case["expr"], repeats=repeats, out_path=paths[side]) for side in paths}
         for _ in range(rounds):
             for side, result in (
@@ -130,32 +144,43 @@ def run_case(case: dict, repeats: int, rounds: int, seed: int = 0) -> dict:
                 result = result()
                 seconds[side].append(result["seconds"])
                 peak[side].append(result["peak_rss_mib"])
-        for side, path in paths.items():
-            with np.load(path) as data:
-                outputs[side] = {key: data[key].astype(np.float64) for key in data.files}
-    nt = {"seconds": min(seconds["nt"]), "peak_rss_mib": max(peak["nt"])}
-    ours = {"seconds": min(seconds["jaxdl"]), "peak_rss_mib": max(peak["jaxdl"])}
-    return {
-        "case": case["name"],
-        "dtype": "float64" if case["x64"] else "float32",
-        "nt_seconds": nt["seconds"],
-        "jaxdl_seconds": ours["seconds"],
-        "ratio": ours["seconds"] / nt["seconds"],
-        "max_rel_diff": max_relative_diff(outputs["jaxdl"], outputs["nt"]),
-        "nt_peak_rss_mib": nt["peak_rss_mib"],
-        "jaxdl_peak_rss_mib": ours["peak_rss_mib"],
-    }
+                scratch[side].append(result["xla_temp_mib"])
+        outputs = {side: _load(paths[side]) for side in ("nt", "jaxdl")}
+        row = {
+            "case": case["name"],
+            "dtype": "float64" if case["x64"] else "float32",
+            "nt_seconds": min(seconds["nt"]),
+            "jaxdl_seconds": min(seconds["jaxdl"]),
+            "ratio": min(seconds["jaxdl"]) / min(seconds["nt"]),
+            "max_rel_diff": max_relative_diff(outputs["jaxdl"], outputs["nt"]),
+            "nt_peak_rss_mib": max(peak["nt"]),
+            "jaxdl_peak_rss_mib": max(peak["jaxdl"]),
+            "nt_xla_temp_mib": max(scratch["nt"]),
+            "jaxdl_xla_temp_mib": max(scratch["jaxdl"]),
+        }
+        if not case["x64"]:
+            reference_code = SNIPPET.format(expr=case["expr"], repeats=0, out_path=paths["reference"])
+            run_legacy(reference_code, inputs={"x": x.astype(np.float64)}, x64=True)
+            reference = _load(paths["reference"])
+            row["nt_error_vs_float64"] = max_relative_diff(outputs["nt"], reference)
+            row["jaxdl_error_vs_float64"] = max_relative_diff(outputs["jaxdl"], reference)
+    return row
 
 
 def markdown(rows: list[dict]) -> str:
     lines = [
-        "| case (NNGP + NTK, x1 only) | dtype | NT s | jaxdl s | jaxdl/NT | max rel diff | NT peak MiB | jaxdl peak MiB |",
-        "|---|---|---:|---:|---:|---:|---:|---:|",
+        "| case (NNGP + NTK, x1 only) | dtype | NT s | jaxdl s | jaxdl/NT | max rel diff | "
+        "float32 error vs float64: NT / jaxdl | peak RSS MiB: NT / jaxdl | XLA scratch MiB: NT / jaxdl |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
+        accuracy = "-"
+        if "nt_error_vs_float64" in r:
+            accuracy = f"{r['nt_error_vs_float64']:.1e} / {r['jaxdl_error_vs_float64']:.1e}"
         lines.append(
             f"| {r['case']} | {r['dtype']} | {r['nt_seconds']:.4f} | {r['jaxdl_seconds']:.4f} | {r['ratio']:.2f} | "
-            f"{r['max_rel_diff']:.1e} | {r['nt_peak_rss_mib']:.0f} | {r['jaxdl_peak_rss_mib']:.0f} |"
+            f"{r['max_rel_diff']:.1e} | {accuracy} | {r['nt_peak_rss_mib']:.0f} / {r['jaxdl_peak_rss_mib']:.0f} | "
+            f"{r['nt_xla_temp_mib']:.1f} / {r['jaxdl_xla_temp_mib']:.1f} |"
         )
     return "\n".join(lines)
 

@@ -26,11 +26,10 @@ import jax.numpy as jnp
 
 from jaxdl.kernels import conv_rules, elementwise_rules
 from jaxdl.kernels.kernel import Kernel
-from jaxdl.kernels.numerics import safe_sqrt
+from jaxdl.kernels.numerics import map_row_blocks, safe_sqrt
 from jaxdl.kernels.layout import (
     diagonal_pairs,
     pairwise,
-    set_batch_diagonal,
     variance_pairs,
     variances,
     zip_axes,
@@ -394,30 +393,42 @@ def _elementwise(spec, k: Kernel) -> Kernel:
         )
     rule = elementwise_rules.rule_from_spec(spec.kind, spec.hyper)
     pairs = variance_pairs(k)
-    k = k.replace(
-        nngp=_snap_correlation(k.nngp, *pairs["nngp"]),
-        cov1=_snap_correlation(k.cov1, *pairs["cov1"]),
-        cov2=None if k.cov2 is None else _snap_correlation(k.cov2, *pairs["cov2"]),
-    )
-    nngp, dot = rule.cross(k.nngp, *pairs["nngp"], k.ntk is not None)
-    ntk = None if k.ntk is None else k.ntk * dot
-    if rule.self_covariance is not None:
-        cov1 = rule.self_covariance(k.cov1)
-        cov2 = None if k.cov2 is None else rule.self_covariance(k.cov2)
-    else:
-        cov1 = rule.cross(k.cov1, *pairs["cov1"], False)[0]
-        cov2 = None if k.cov2 is None else rule.cross(k.cov2, *pairs["cov2"], False)[0]
-    if k.cov2 is None and rule.self_covariance is None:  # x2 is x1: keep nngp[i, i] and cov1[i] identical
-        if k.diagonal_batch:
-            nngp = set_batch_diagonal(nngp, cov1, True)
-        else:
-            cov1 = nngp
-    nngp, cov1, cov2 = (_output_affine(m, rule.scale, rule.shift) for m in (nngp, cov1, cov2))
-    if ntk is not None and rule.scale != 1.0:
-        ntk = rule.scale * ntk
-    if ntk is not None:
-        ntk = jnp.broadcast_to(ntk, nngp.shape)
+    x1_is_x2 = k.cov2 is None and rule.self_covariance is None  # keep nngp[i, i] == cov1[i]
+
+    def covariance(cov, q1, q2):
+        return _output_affine(rule.cross(_snap_correlation(cov, q1, q2), q1, q2, False)[0], rule.scale, rule.shift)
+
+    def self_covariance(cov, which):
+        if cov is None:
+            return None
+        if rule.self_covariance is not None:
+            return _output_affine(rule.self_covariance(cov), rule.scale, rule.shift)
+        return map_row_blocks(covariance, cov, *pairs[which])
+
+    cov1 = self_covariance(k.cov1, "cov1") if k.diagonal_batch or not x1_is_x2 else None
+    cov2 = self_covariance(k.cov2, "cov2")
+    on_diagonal = cov1[:, None] if x1_is_x2 and k.diagonal_batch else None
+    rows, cols = _batch_indices(k.nngp.shape) if on_diagonal is not None else (None, None)
+
+    def nngp_and_ntk(nngp, q1, q2, ntk, rows, cols, on_diagonal):
+        nngp, dot = rule.cross(_snap_correlation(nngp, q1, q2), q1, q2, ntk is not None)
+        nngp = _output_affine(nngp, rule.scale, rule.shift)
+        if on_diagonal is not None:
+            nngp = jnp.where(rows == cols, on_diagonal, nngp)
+        return nngp, None if ntk is None else rule.scale * ntk * dot
+
+    nngp, ntk = map_row_blocks(nngp_and_ntk, k.nngp, *pairs["nngp"], k.ntk, rows, cols, on_diagonal,
+                               overwrite=(0, 3))
+    if cov1 is None:
+        cov1 = nngp
     return k.replace(nngp=nngp, ntk=ntk, cov1=cov1, cov2=cov2, is_gaussian=False)
+
+
+def _batch_indices(shape):
+    """Row and column indices ``(i[n1, 1, 1...], j[1, n2, 1...])`` of a kernel's batch axes."""
+    ones = (1,) * (len(shape) - 2)
+    return (jnp.arange(shape[0]).reshape((shape[0], 1) + ones),
+            jnp.arange(shape[1]).reshape((1, shape[1]) + ones))  # fmt: skip
 
 
 def _snap_correlation(c, q1, q2):

@@ -31,7 +31,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxdl.kernels import quadrature
-from jaxdl.kernels.numerics import safe_divide, safe_sqrt
+from jaxdl.kernels.numerics import arctan2, safe_divide, safe_sqrt
 
 
 def cosine_and_angle(c, q1, q2):
@@ -43,7 +43,7 @@ def cosine_and_angle(c, q1, q2):
     s = safe_sqrt(q1) * safe_sqrt(q2)  # roots of the (small) variance arrays, then broadcast
     cos = jnp.clip(safe_divide(c, s), -1.0, 1.0)
     sin = safe_sqrt((1.0 - cos) * (1.0 + cos))
-    angle = jnp.arctan2(sin, cos)
+    angle = arctan2(sin, cos)
     return s, cos, sin, angle
 
 
@@ -84,7 +84,7 @@ def erf(a: float, b: float, c: float) -> ElementwiseRule:
     def cross(cov, q1, q2, need_dot):
         cov, q1, q2 = b2 * cov, b2 * q1, b2 * q2
         root = safe_sqrt((1 + 2 * q1) * (1 + 2 * q2) - 4 * cov**2)
-        value = (2 / math.pi) * jnp.arctan2(2 * cov, root)
+        value = (2 / math.pi) * arctan2(2 * cov, root)
         dot = None
         if need_dot:
             dot = b2 * (4 / math.pi) / root  # root >= 1: (1+2q1)(1+2q2) - 4c^2 >= 1
@@ -101,7 +101,7 @@ def gelu(approximate: bool = False) -> ElementwiseRule:
         prod_plus_1 = (q1 + 1) * (q2 + 1)
         delta_sq = prod_plus_1 - c**2
         delta = safe_sqrt(delta_sq)
-        angle = jnp.arctan2(c, delta)
+        angle = arctan2(c, delta)
         value = ((c**2 + prod * delta_sq) / (prod_plus_1 * delta) + c * angle) / (2 * math.pi)
         value = value + 0.25 * c
         dot = None
