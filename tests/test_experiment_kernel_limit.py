@@ -10,7 +10,7 @@ import pytest
 import scipy.linalg
 from jax.flatten_util import ravel_pytree
 
-from jaxdl import predict
+from jaxdl import predict, stax
 from jaxdl.experiments import kernel_limit as kl
 from jaxdl.kernels.empirical import empirical_ntk_fn
 
@@ -49,6 +49,35 @@ def test_centred_model_starts_at_zero_and_its_ntk_is_the_logit_averaged_jacobian
     expected = jnp.einsum("ncp,mcp->nm", jacobian, jacobian) / 3
     ntk = jax.jit(empirical_ntk_fn(apply_fn, trace_axes=(-1,), vmap_axes=0))(x, None, params_0)
     np.testing.assert_allclose(ntk, expected, rtol=1e-4, atol=1e-5)
+
+
+def test_frozen_gates_is_the_network_itself_with_its_own_gates_and_a_gated_linear_net_otherwise():
+    layers = kl.mlp_layers(width=6, depth=1, num_classes=2, W_std=1.3, b_std=0.2)
+    init_fn, apply_fn, _ = kl.mlp(width=6, depth=1, num_classes=2, W_std=1.3, b_std=0.2)
+    _, params = init_fn(jax.random.key(0), (-1, 4))
+    _, gate_params = init_fn(jax.random.key(1), (-1, 4))
+    x = jax.random.normal(jax.random.key(2), (5, 4))
+    gated = kl.frozen_gates(layers)
+    np.testing.assert_array_equal(gated(params, x, params), apply_fn(params, x))
+
+    # numpy, NTK parameterisation: z = W_std x W / sqrt(fan_in) + b_std b; relu(z) -> z * 1[z_gate > 0]
+    def affine(p, h):
+        return 1.3 * np.asarray(h) @ np.asarray(p["W"]) / np.sqrt(h.shape[1]) + 0.2 * np.asarray(p["b"])
+
+    z, z_gate = affine(params["Dense_0"], x), affine(gate_params["Dense_0"], x)
+    expected = affine(params["Dense_2"], z * (z_gate > 0))
+    np.testing.assert_allclose(gated(params, x, gate_params), expected, rtol=1e-5, atol=1e-6)
+    assert np.any((z > 0) != (z_gate > 0))  # the two gate patterns differ, so the check has teeth
+
+    # its NTK: at theta_0 with gates_0 it is K_0; elsewhere it differs from the network's own
+    ntk_fn = empirical_ntk_fn(apply_fn, trace_axes=(-1,), vmap_axes=0)
+    gated_ntk_fn = empirical_ntk_fn(gated, trace_axes=(-1,), vmap_axes=0)
+    np.testing.assert_allclose(gated_ntk_fn(x, None, params, gate_params=params), ntk_fn(x, None, params), rtol=1e-6)
+    assert kl.relative_change(ntk_fn(x, None, params), gated_ntk_fn(x, None, params, gate_params=gate_params)) > 0.01
+    with pytest.raises(ValueError, match="frozen_gates: expected Dense and Relu layers"):
+        kl.frozen_gates([stax.Dense(3), stax.Tanh()])
+    with pytest.raises(ValueError, match="frozen_gates: expected parameters named"):
+        gated({"Dense_0": params["Dense_0"]}, x, params)
 
 
 def test_gradient_descent_follows_the_closed_form_with_the_predict_time_convention():
@@ -106,10 +135,12 @@ def check_results(out_dir, results):
     assert saved["dataset"] == "sklearn-digits"
     widths = saved["widths"]
     assert len(widths) >= 4 and widths == sorted(widths)
-    for name in ("ntk_drift", "ntk_init_deviation", "prediction_gap", "test_accuracy", "train_loss"):
+    for name in ("ntk_drift", "ntk_drift_smooth", "ntk_drift_flips", "ntk_init_deviation", "prediction_gap",
+                 "test_accuracy", "train_loss"):
         assert len(saved[name]) == len(widths), name
         assert np.all(np.isfinite(saved[name])), name
-    for name in ("ntk_drift", "ntk_init_deviation", "prediction_gap", "test_accuracy"):
+    for name in ("ntk_drift", "ntk_drift_smooth", "ntk_drift_flips", "ntk_init_deviation", "prediction_gap",
+                 "test_accuracy"):
         assert np.shape(saved[f"{name}_per_seed"]) == (len(widths), saved["num_seeds"]), name
         np.testing.assert_allclose(np.mean(saved[f"{name}_per_seed"], axis=1), saved[name])
     for name in ("ntk_test_accuracy", "ntk_inf_test_accuracy", "nngp_test_accuracy"):
@@ -120,6 +151,10 @@ def check_results(out_dir, results):
     # NTK prediction, and the empirical NTK at initialisation approaches the analytic one
     assert np.all(np.diff(saved["ntk_drift"]) < 0)
     assert -1.3 < saved["drift_slope"] < -0.3
+    # the two parts of the drift: the triangle inequality ties them to the total
+    total, smooth, flips = (np.asarray(saved[name]) for name in ("ntk_drift", "ntk_drift_smooth", "ntk_drift_flips"))
+    assert np.all(total <= smooth + flips + 1e-7) and np.all(smooth <= total + flips + 1e-7)
+    assert -1.4 < saved["drift_smooth_slope"] < -0.5 and -1.2 < saved["drift_flips_slope"] < -0.3
     assert saved["gap_ratio_largest_to_smallest"] < 0.6
     assert -0.8 < saved["init_deviation_slope"] < -0.3
 
@@ -136,3 +171,6 @@ def test_full_run_meets_the_kernel_limit_targets(tmp_path):
     check_results(tmp_path, results)
     assert len(results["widths"]) >= 5
     assert results["gap_ratio_largest_to_smallest"] < 0.5
+    # sign flips ~ m^-3/4 (0.70 measured), the smooth part tends to 1/m (0.91 measured) and is steeper
+    assert -0.85 < results["drift_flips_slope"] < -0.6
+    assert results["drift_smooth_slope"] < results["drift_flips_slope"] - 0.1

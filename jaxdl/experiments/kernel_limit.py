@@ -21,9 +21,17 @@ gradient descent (``jaxdl.train.fit`` with ``optax.sgd``) on
 * ``ntk_drift``: ``||K_T - K_0||_F / ||K_0||_F`` of the empirical NTK
   (:func:`jaxdl.kernels.empirical.empirical_ntk_fn`, averaged over the logits)
   on the training set, and its slope in log-log against ``m``. The seeds'
-  bound ``O(1/m)`` on the square makes the slope at most ``-1/2``; sharper
-  analyses (Dyer & Gur-Ari 2020) give ``-1`` for smooth activations, and
-  measured slopes lie in between;
+  bound ``O(1/m)`` on the square only says the slope is at most ``-1/2``;
+* ``ntk_drift_smooth`` and ``ntk_drift_flips``: the drift split in two with
+  the ReLU gates ``1[z > 0]`` frozen at initialisation (:func:`frozen_gates`).
+  The *smooth* part ``K(theta_T, gates_0) - K_0`` is what the weights' motion
+  does with every unit's on/off pattern fixed; it falls as ``1/m``, the rate
+  of smooth activations (Dyer & Gur-Ari 2020). The *flip* part
+  ``K_T - K(theta_T, gates_0)`` comes from units whose pre-activation changes
+  sign: a fraction ``~ m^-1/2`` of them flips, each changing the kernel by
+  ``O(1/m)``, and flips on and off nearly cancel, leaving a random sum of size
+  ``~ m^-3/4``. So a ReLU network's drift has slope between ``-1`` and
+  ``-3/4``, tending to ``-3/4`` as the flip part takes over at large width;
 * ``ntk_init_deviation``: ``||K_0 - K_inf||_F / ||K_inf||_F``, the distance of
   the empirical NTK at initialisation from the analytic one, a sum of ``m``
   independent terms, hence of slope ``-1/2``;
@@ -131,10 +139,44 @@ def load_problem(num_train: int, num_test: int, seed: int = 0) -> Problem:
                    dataset.num_classes)
 
 
-def mlp(width: int, depth: int, num_classes: int, W_std: float = 2.0**0.5, b_std: float = 0.1):
-    """``depth`` hidden ReLU layers of ``width`` units and a linear read-out, NTK parameterisation."""
+def mlp_layers(width: int, depth: int, num_classes: int, W_std: float = 2.0**0.5, b_std: float = 0.1) -> list:
+    """``depth`` x ``[Dense(width), Relu()]`` and a ``Dense(num_classes)`` read-out, NTK parameterisation."""
     hidden = [layer for _ in range(depth) for layer in (stax.Dense(width, W_std, b_std), stax.Relu())]
-    return stax.serial(*hidden, stax.Dense(num_classes, W_std, b_std))
+    return [*hidden, stax.Dense(num_classes, W_std, b_std)]
+
+
+def mlp(width: int, depth: int, num_classes: int, W_std: float = 2.0**0.5, b_std: float = 0.1):
+    """The ``(init_fn, apply_fn, kernel_fn)`` of :func:`mlp_layers` in ``stax.serial``."""
+    return stax.serial(*mlp_layers(width, depth, num_classes, W_std, b_std))
+
+
+def frozen_gates(layers):
+    """``apply(params, x, gate_params)``: the ReLU network ``stax.serial(*layers)`` with every
+    unit's gate ``1[z > 0]`` taken from its pre-activation under ``gate_params``.
+
+    ``relu(z) = z * 1[z > 0]``; here ``z`` comes from ``params`` and the gate from
+    ``gate_params``, so ``gate_params = params`` gives the network itself, and the
+    NTK in ``params`` at ``(theta_T, gate_params=theta_0)`` is ``K(theta_T, gates_0)``,
+    the kernel the trained weights would have if no unit had changed sign.
+    """
+    names = [f"{layer.name}_{i}" for i, layer in enumerate(layers)]  # stax.serial's parameter names
+    kinds = {layer.name for layer in layers}
+    if not kinds <= {"Dense", "Relu"}:
+        raise ValueError(f"frozen_gates: expected Dense and Relu layers, got {sorted(kinds)}")
+
+    def apply(params, x, gate_params):
+        if set(params) != set(names) or set(gate_params) != set(names):
+            raise ValueError(f"frozen_gates: expected parameters named {names}, got {sorted(params)}")
+        h, h_gate = x, x
+        for name, layer in zip(names, layers):
+            if layer.name == "Relu":
+                gate = (h_gate > 0).astype(h.dtype)
+                h, h_gate = h * gate, h_gate * gate
+            else:
+                h, h_gate = layer.apply(params[name], h), layer.apply(gate_params[name], h_gate)
+        return h
+
+    return apply
 
 
 def centred(apply_fn, params_0):
@@ -205,10 +247,13 @@ def kernel_predictions(kernel_fn, problem: Problem, learning_rate: float, num_st
 
 
 class WidthResult(NamedTuple):
-    """Per-seed measurements at one width: NTK drift and distance from the analytic NTK at
-    initialisation, prediction gap, test accuracy, final training loss."""
+    """Per-seed measurements at one width: NTK drift (and its smooth and flip parts),
+    distance from the analytic NTK at initialisation, prediction gap, test accuracy,
+    final training loss."""
 
     ntk_drift: list[float]
+    ntk_drift_smooth: list[float]
+    ntk_drift_flips: list[float]
     ntk_init_deviation: list[float]
     prediction_gap: list[float]
     test_accuracy: list[float]
@@ -222,9 +267,11 @@ def measure_width(config: Config, problem: Problem, width: int, learning_rate: f
     ``ntk_train_train: f[n, n]`` is the analytic NTK of the training set,
     ``ntk_mean: f[n_test, c]`` the analytic NTK mean after ``config.num_steps`` steps.
     """
-    init_fn, apply_fn, _ = mlp(width, config.depth, problem.num_classes, config.W_std, config.b_std)
+    layers = mlp_layers(width, config.depth, problem.num_classes, config.W_std, config.b_std)
+    init_fn, apply_fn, _ = stax.serial(*layers)
     ntk_fn = jax.jit(empirical_ntk_fn(apply_fn, trace_axes=(-1,), vmap_axes=0))
-    result = WidthResult([], [], [], [], [])
+    gated_ntk_fn = jax.jit(empirical_ntk_fn(frozen_gates(layers), trace_axes=(-1,), vmap_axes=0))
+    result = WidthResult([], [], [], [], [], [], [])
     for seed_key in jax.random.split(key, config.num_seeds):
         init_key, fit_key = jax.random.split(seed_key)
         _, params_0 = init_fn(init_key, (-1, problem.x_train.shape[1]))
@@ -234,7 +281,12 @@ def measure_width(config: Config, problem: Problem, width: int, learning_rate: f
         params_t = fit.state.params
         test_outputs = model(params_t, problem.x_test)
         ntk_0 = ntk_fn(problem.x_train, None, params_0)
-        result.ntk_drift.append(relative_change(ntk_0, ntk_fn(problem.x_train, None, params_t)))
+        ntk_t = ntk_fn(problem.x_train, None, params_t)
+        ntk_t_gates_0 = gated_ntk_fn(problem.x_train, None, params_t, gate_params=params_0)
+        norm_0 = float(jnp.linalg.norm(ntk_0))
+        result.ntk_drift.append(relative_change(ntk_0, ntk_t))
+        result.ntk_drift_smooth.append(relative_change(ntk_0, ntk_t_gates_0))
+        result.ntk_drift_flips.append(float(jnp.linalg.norm(ntk_t - ntk_t_gates_0)) / norm_0)
         result.ntk_init_deviation.append(relative_change(ntk_train_train, ntk_0))
         result.prediction_gap.append(rms(test_outputs, ntk_mean))
         result.test_accuracy.append(accuracy(test_outputs, problem.labels_test))
@@ -269,6 +321,8 @@ def study(config: Config, seed: int = 0) -> dict:
 
     ntk_drift, prediction_gap = mean("ntk_drift"), mean("prediction_gap")
     drift_slope, drift_intercept = loglog_slope(config.widths, ntk_drift)
+    smooth_slope, smooth_intercept = loglog_slope(config.widths, mean("ntk_drift_smooth"))
+    flips_slope, flips_intercept = loglog_slope(config.widths, mean("ntk_drift_flips"))
     init_deviation = mean("ntk_init_deviation")
     init_slope, init_intercept = loglog_slope(config.widths, init_deviation)
     gap_slope, gap_intercept = loglog_slope(config.widths, prediction_gap)
@@ -289,6 +343,14 @@ def study(config: Config, seed: int = 0) -> dict:
         "ntk_drift_per_seed": per_seed("ntk_drift"),
         "drift_slope": drift_slope,
         "drift_intercept": drift_intercept,
+        "ntk_drift_smooth": mean("ntk_drift_smooth"),
+        "ntk_drift_smooth_per_seed": per_seed("ntk_drift_smooth"),
+        "drift_smooth_slope": smooth_slope,
+        "drift_smooth_intercept": smooth_intercept,
+        "ntk_drift_flips": mean("ntk_drift_flips"),
+        "ntk_drift_flips_per_seed": per_seed("ntk_drift_flips"),
+        "drift_flips_slope": flips_slope,
+        "drift_flips_intercept": flips_intercept,
         "ntk_init_deviation": init_deviation,
         "ntk_init_deviation_per_seed": per_seed("ntk_init_deviation"),
         "init_deviation_slope": init_slope,
@@ -320,21 +382,29 @@ def _loglog_series(ax, results: dict, name: str, slope_name: str, color: str, la
 
 
 def plot(results: dict) -> plt.Figure:
-    """Drift and initial deviation of the NTK, prediction gap (log-log, fitted slopes) and
-    test accuracy against width."""
+    """Drift and initial deviation of the NTK, the drift's smooth and flip parts, prediction
+    gap (log-log, fitted slopes) and test accuracy against width."""
     widths = np.asarray(results["widths"], float)
-    fig, (kernel_ax, gap_ax, acc_ax) = plt.subplots(1, 3, figsize=(16, 4.5))
+    fig, (kernel_ax, parts_ax, gap_ax, acc_ax) = plt.subplots(1, 4, figsize=(21, 4.5))
     _loglog_series(kernel_ax, results, "ntk_drift", "drift", "C0",
                    r"drift in training $\|K_T - K_0\|_F / \|K_0\|_F$")
     _loglog_series(kernel_ax, results, "ntk_init_deviation", "init_deviation", "C2",
                    r"at init. $\|K_0 - K_\infty\|_F / \|K_\infty\|_F$")
     _loglog_series(gap_ax, results, "prediction_gap", "gap", "C3", "RMS(trained net - NTK mean), test set")
+    _loglog_series(parts_ax, results, "ntk_drift", "drift", "C0", "drift (total)")
+    _loglog_series(parts_ax, results, "ntk_drift_smooth", "drift_smooth", "C1", "smooth: gates frozen at init.")
+    _loglog_series(parts_ax, results, "ntk_drift_flips", "drift_flips", "C4", "from units that changed sign")
     for ax, name in ((kernel_ax, "ntk_drift"), (gap_ax, "prediction_gap")):
         ax.loglog(widths, results[name][0] * (widths / widths[0]) ** -0.5, ":", color="k",
-                  label=r"slope $-1/2$")
+                  label=r"slope $-1/2$ (the notes' bound)" if ax is kernel_ax else r"slope $-1/2$")
+    for slope, style in ((-0.75, "--"), (-1.0, "-.")):
+        parts_ax.loglog(widths, results["ntk_drift"][0] * (widths / widths[0]) ** slope, style, color="k",
+                        alpha=0.6, label=f"slope ${slope:g}$")
+    for ax in (kernel_ax, parts_ax, gap_ax):
         ax.set(xlabel="width m")
         ax.legend(fontsize="small")
     kernel_ax.set_title("empirical NTK: relative distances")
+    parts_ax.set_title(r"drift $= $ smooth ($\propto 1/m$) $+$ sign flips ($\propto m^{-3/4}$)")
     gap_ax.set_title("trained nets vs the infinite-width prediction")
     acc_ax.semilogx(widths, results["test_accuracy"], "o-", label="finite nets (mean over seeds)")
     for name, style, label in (("ntk_test_accuracy", "--", "NTK mean at the same time"),
