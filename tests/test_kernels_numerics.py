@@ -72,7 +72,9 @@ def _rule(c, q1, q2, ntk):
     return value, None if ntk is None else ntk * value
 
 
-@pytest.mark.parametrize("shape, block_elements", [((37, 11), 40), ((37, 11), 11), ((5, 6, 3, 3), 20), ((8, 4), 10**6)])
+# More than 8192 elements (smaller arrays skip the loop); block sizes with and without a remainder.
+@pytest.mark.parametrize("shape, block_elements", [((301, 37), 2000), ((301, 37), 37), ((40, 12, 5, 5), 500),
+                                                   ((8, 4), 10**6), ((300, 40), 10**6)])
 def test_map_row_blocks_equals_the_direct_call(shape, block_elements):
     rng = np.random.default_rng(1)
     c = jnp.asarray(rng.standard_normal(shape))
@@ -89,25 +91,29 @@ def test_map_row_blocks_equals_the_direct_call(shape, block_elements):
     np.testing.assert_allclose(value, direct[0], rtol=1e-6, atol=1e-7)
 
 
+def _direct_total(c, q1, q2):
+    return jnp.sum(_rule(c, q1, q2, None)[0])
+
+
 def test_map_row_blocks_differentiates_and_vmaps():
     rng = np.random.default_rng(2)
-    c = jnp.asarray(rng.standard_normal((9, 7)))
-    q1, q2 = jnp.asarray(rng.uniform(1, 2, (9, 1))), jnp.asarray(rng.uniform(1, 2, (1, 7)))
+    c = jnp.asarray(rng.standard_normal((97, 101)))
+    q1, q2 = jnp.asarray(rng.uniform(1, 2, (97, 1))), jnp.asarray(rng.uniform(1, 2, (1, 101)))
 
     def total(c, block_elements):
         return jnp.sum(map_row_blocks(_rule, c, q1, q2, None, block_elements=block_elements)[0])
 
-    np.testing.assert_allclose(jax.grad(total)(c, 14), jax.grad(total)(c, 10**6), rtol=1e-6, atol=1e-6)
-    batched = jax.vmap(lambda c: map_row_blocks(_rule, c, q1, q2, None, block_elements=14)[0])(jnp.stack([c, 2 * c]))
+    np.testing.assert_allclose(jax.grad(total)(c, 1000), jax.grad(_direct_total)(c, q1, q2), rtol=1e-6, atol=1e-6)
+    batched = jax.vmap(lambda c: map_row_blocks(_rule, c, q1, q2, None, block_elements=1000)[0])(jnp.stack([c, 2 * c]))
     np.testing.assert_allclose(batched[1], _rule(2 * c, q1, q2, None)[0], rtol=1e-6, atol=1e-6)
 
 
-@pytest.mark.parametrize("block_elements", [40, 11, 10**6])
+@pytest.mark.parametrize("block_elements", [2000, 37, 10**6])
 def test_map_row_blocks_overwrite_gives_the_same_values_and_leaves_inputs_intact(block_elements):
     rng = np.random.default_rng(3)
-    c = jnp.asarray(rng.standard_normal((37, 11)))
-    q1, q2 = jnp.asarray(rng.uniform(1, 2, (37, 1))), jnp.asarray(rng.uniform(1, 2, (1, 11)))
-    ntk = jnp.asarray(rng.standard_normal((37, 11)))
+    c = jnp.asarray(rng.standard_normal((301, 37)))
+    q1, q2 = jnp.asarray(rng.uniform(1, 2, (301, 1))), jnp.asarray(rng.uniform(1, 2, (1, 37)))
+    ntk = jnp.asarray(rng.standard_normal((301, 37)))
     c_before, ntk_before = np.asarray(c).copy(), np.asarray(ntk).copy()
     direct = _rule(c, q1, q2, ntk)
     for call in (map_row_blocks, jax.jit(map_row_blocks, static_argnums=0, static_argnames=("block_elements", "overwrite"))):
@@ -116,6 +122,16 @@ def test_map_row_blocks_overwrite_gives_the_same_values_and_leaves_inputs_intact
         np.testing.assert_allclose(scaled, direct[1], rtol=1e-6, atol=1e-7)
     np.testing.assert_array_equal(np.asarray(c), c_before)
     np.testing.assert_array_equal(np.asarray(ntk), ntk_before)
-    # An operand that cannot hold the output (here q1, of shape (37, 1)) is not reused.
+    # An operand that cannot hold the output (here q1, of shape (301, 1)) is not reused.
     value, _ = map_row_blocks(_rule, c, q1, q2, None, block_elements=block_elements, overwrite=(1,))
     np.testing.assert_allclose(value, direct[0], rtol=1e-6, atol=1e-7)
+
+
+def test_map_row_blocks_loops_over_large_arrays_only():
+    def loops(shape):
+        c = jnp.ones(shape)
+        text = str(jax.make_jaxpr(lambda c: map_row_blocks(_rule, c, c[:, :1], c[:1], None, block_elements=2000))(c))
+        return "scan" in text or "while" in text  # fori_loop with static bounds is a scan
+
+    assert loops((301, 37))  # 11137 elements: a loop over row blocks
+    assert not loops((64, 64))  # 4096 elements: evaluated directly

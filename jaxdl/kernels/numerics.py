@@ -96,6 +96,9 @@ def _arctan2_jvp(primals, tangents):
     return arctan2(y, x), tangent
 
 
+_DIRECT_ELEMENTS = 2**13  # below this, compiling a loop costs more than any recomputation
+
+
 def map_row_blocks(fn, *operands, block_elements: int = 2**18, overwrite: tuple[int, ...] = ()):
     """``fn(*operands)`` for an elementwise ``fn``, evaluated over blocks of leading-axis rows.
 
@@ -106,7 +109,8 @@ def map_row_blocks(fn, *operands, block_elements: int = 2**18, overwrite: tuple[
     in a ``jax.lax.fori_loop``. Two reasons: a block's intermediates stay in
     cache, and each call's outputs are materialised arrays. Without that
     boundary XLA fuses the cheap arithmetic of consecutive kernel layers into
-    one another and recomputes it, at a cost quadratic in depth.
+    one another and recomputes it, at a cost quadratic in depth. Arrays of at
+    most 8192 elements are evaluated directly (a loop costs more to compile).
 
     ``overwrite[i]`` names the operand whose buffer receives output ``i`` (it
     must have the output's shape and dtype): XLA then updates it in place
@@ -115,7 +119,7 @@ def map_row_blocks(fn, *operands, block_elements: int = 2**18, overwrite: tuple[
     arrays = [op for op in operands if op is not None]
     shape = jnp.broadcast_shapes(*(jnp.shape(op) for op in arrays))
     num_rows = shape[0] if shape else 1
-    if num_rows < 2:
+    if num_rows < 2 or math.prod(shape) <= _DIRECT_ELEMENTS:
         return _broadcast_outputs(fn(*operands), shape)
     # At least two blocks: XLA inlines a loop that runs once, and the boundary is lost.
     num_blocks = min(num_rows, max(2, -(-num_rows * math.prod(shape[1:]) // block_elements)))
