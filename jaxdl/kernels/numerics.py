@@ -131,7 +131,9 @@ def map_row_blocks(fn, *operands, block_elements: int = 2**18, overwrite: tuple[
     operands = [None if op is None else jnp.reshape(op, (1,) * (len(shape) - jnp.ndim(op)) + jnp.shape(op))
                 for op in operands]  # fmt: skip
     mapped = [op is not None and op.shape[0] == num_rows for op in operands]
-    single = not isinstance(jax.eval_shape(lambda: fn(*operands)), tuple)
+    structure = jax.eval_shape(lambda: fn(*operands))
+    single = not isinstance(structure, tuple)
+    structure = (structure,) if single else structure
 
     def block(current, start, size):
         args = [jax.lax.dynamic_slice_in_dim(op, start, size) if is_mapped else op
@@ -147,7 +149,6 @@ def map_row_blocks(fn, *operands, block_elements: int = 2**18, overwrite: tuple[
         return tuple(None if out is None else jax.lax.dynamic_update_slice_in_dim(out, rows, start, 0)
                      for out, rows in zip(outputs, new))  # fmt: skip
 
-    structure = jax.eval_shape(lambda: block(operands, 0, rows_per_block))
     reused = {}  # output index -> index of the operand whose buffer it takes over
     for i, (out, index) in enumerate(zip(structure, overwrite)):
         target = operands[index]
