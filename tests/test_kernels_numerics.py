@@ -35,9 +35,10 @@ def test_arctan2_is_accurate_to_a_few_ulps(dtype, max_ulps):
     assert float(np.max(errors)) <= max_ulps
 
 
-def test_arctan2_quadrants_and_signed_zeros_follow_numpy():
-    y = np.array([0.0, -0.0, 0.0, -0.0, 2.0, -2.0, 1.0, -1.0])
-    x = np.array([1.0, 1.0, -1.0, -1.0, 0.0, 0.0, -1e-3, -1e-3])
+def test_arctan2_quadrants_signed_zeros_and_infinities_follow_numpy():
+    inf = np.inf
+    y = np.array([0.0, -0.0, 0.0, -0.0, 2.0, -2.0, 1.0, -1.0, inf, -inf, inf, 1.0, -1.0, inf, 0.0])
+    x = np.array([1.0, 1.0, -1.0, -1.0, 0.0, 0.0, -1e-3, -1e-3, inf, inf, -inf, inf, -inf, 1.0, -inf])
     with jax.enable_x64(True):
         ours = np.asarray(arctan2(jnp.asarray(y), jnp.asarray(x)))
     np.testing.assert_allclose(ours, np.arctan2(y, x), rtol=1e-15, atol=0)

@@ -63,8 +63,8 @@ def arctan2(y, x):
     ``|t| <= tan(pi/8)`` by ``atan(t) = pi/4 + atan((t - 1) / (t + 1))``, then a
     polynomial in ``t^2`` gives ``atan(t)``; quadrant and sign follow from ``x``
     and ``y``. Accurate to a few ulps in float32 and float64 (float16/bfloat16
-    are computed in float32); ``arctan2(0, 0) = 0``. The derivative is exact:
-    ``(x dy - y dx) / (x^2 + y^2)``, 0 at the origin.
+    are computed in float32); infinities follow libm, and ``arctan2(0, 0) = 0``.
+    The derivative is exact: ``(x dy - y dx) / (x^2 + y^2)``, 0 at the origin.
     """
     dtype = jnp.result_type(y, x)
     if not jnp.issubdtype(dtype, jnp.floating):
@@ -75,6 +75,7 @@ def arctan2(y, x):
     abs_y, abs_x = jnp.abs(y), jnp.abs(x)
     big, small = jnp.maximum(abs_y, abs_x), jnp.minimum(abs_y, abs_x)
     t = small / jnp.where(big == 0, 1.0, big)
+    t = jnp.where(jnp.isinf(big), jnp.where(jnp.isinf(small), 1.0, 0.0), t)
     reduced = t > _TAN_PI_8
     t = jnp.where(reduced, (t - 1.0) / (t + 1.0), t)
     z = t * t
