@@ -21,13 +21,16 @@ the other inputs of the batch.
 Multi-host: call ``jax.distributed.initialize()`` in every process first; the
 mesh then spans ``jax.devices()`` of all hosts, every process passes the same
 ``x1``/``x2`` and runs the same ``batch``-ed call, and each ends with the whole
-kernel (blocks are gathered with ``jax.experimental.multihost_utils``).
+kernel (blocks are gathered with ``jax.experimental.multihost_utils``; with
+``store_on_device=True`` onto the process's first local device). Tested with two
+processes on one machine (``tests/test_batching_multihost.py``).
 
 Written by hand: JAX shards arrays but has no notion of kernel blocks.
 """
 
 from __future__ import annotations
 
+import collections
 import functools
 import math
 from collections.abc import Callable
@@ -56,7 +59,9 @@ def batch(kernel_fn: Callable, batch_size: int = 0, device_count: int = -1,
     Args:
       kernel_fn: ``kernel_fn(x1, x2=None, *args, **kwargs)``.
       batch_size: rows/columns per block; 0 = one block of rows per device and all columns.
-      device_count: devices to use; -1 = all (``jax.devices()``), 0 = the default device only.
+      device_count: devices to use; -1 = all (``jax.devices()``, every host's), 0 = the
+        default device only (in a multi-process run, each process computes the whole
+        kernel on its own first device), ``k`` = ``k`` devices taken in turn from each process.
       store_on_device: keep the assembled kernel on device; ``False`` streams the
         blocks into host memory (numpy arrays).
     """
@@ -93,11 +98,23 @@ def batch(kernel_fn: Callable, batch_size: int = 0, device_count: int = -1,
 
 
 def _devices(device_count: int):
-    devices = jax.devices()
+    """``jax.devices()`` ordered round-robin over the processes, so that the first
+    ``device_count`` of them include a device of every process where possible."""
     if device_count == 0:
-        return devices[:1]
+        return jax.local_devices()[:1]
+    devices = jax.devices()
     if device_count > len(devices):
         raise ValueError(f"batch: device_count={device_count} but only {len(devices)} devices exist")
+    if device_count != -1 and device_count < jax.process_count():
+        raise ValueError(f"batch: device_count={device_count} leaves some of the {jax.process_count()} "
+                         "processes without a device; use -1, 0 (each process alone) or at least one per process")
+    seen = collections.Counter()
+    local_rank = []
+    for device in devices:
+        local_rank.append(seen[device.process_index])
+        seen[device.process_index] += 1
+    order = sorted(range(len(devices)), key=lambda k: (local_rank[k], devices[k].process_index))
+    devices = [devices[k] for k in order]
     return devices if device_count == -1 else devices[:device_count]
 
 
@@ -192,8 +209,10 @@ def _merge(leaves, is_array, arrays):
     return [next(it) if flag else leaf for leaf, flag in zip(leaves, is_array)]
 
 
-def _to_host(x):
-    if jax.process_count() > 1:
+def _to_host(x) -> np.ndarray:
+    """The whole of ``x`` in this process's memory. A block computed on several hosts'
+    devices is gathered from all of them (a collective: every process calls it)."""
+    if isinstance(x, jax.Array) and not x.is_fully_addressable:
         return np.asarray(multihost_utils.process_allgather(x, tiled=True))
     return np.asarray(x)
 
@@ -256,9 +275,11 @@ class _DeviceStore(_Blocks):
     def __init__(self):
         super().__init__()
         self.grid: dict[int, dict[int, object]] = {}
-        self.device = jax.devices()[0]
+        self.device = jax.local_devices()[0]
 
     def fetch(self, x):
+        if isinstance(x, jax.Array) and not x.is_fully_addressable:
+            x = _to_host(x)
         return jax.device_put(x, self.device)
 
     def concat(self, parts):
