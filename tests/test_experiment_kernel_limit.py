@@ -37,6 +37,28 @@ def test_loglog_slope_recovers_a_power_law_and_relative_change_is_the_frobenius_
     assert kl.relative_change(jnp.asarray(a), jnp.asarray(b)) == pytest.approx(np.sqrt(5.0) / np.sqrt(55.0))
 
 
+def test_slope_interval_covers_the_true_slope_and_narrows_with_more_seeds():
+    """Monte Carlo coverage: lognormal noise around ``3 w^-0.75`` (the mean of a lognormal is a
+    constant multiple of its median, so the slope of the seed means is -0.75 in expectation)."""
+    widths = np.array([64, 128, 256, 512, 1024, 2048, 4096])
+    rng = np.random.default_rng(0)
+
+    def intervals(num_seeds, repeats=200):
+        noise = rng.lognormal(0.0, 0.3, (repeats, len(widths), num_seeds))
+        return np.array([kl.loglog_slope_interval(widths, 3.0 * widths[:, None] ** -0.75 * n, num_resamples=500,
+                                                  seed=i) for i, n in enumerate(noise)])  # fmt: skip
+
+    few, many = intervals(8), intervals(32)
+    for bounds in (few, many):
+        assert 0.85 <= np.mean((bounds[:, 0] < -0.75) & (-0.75 < bounds[:, 1])) <= 1.0
+    width_ratio = np.mean(many[:, 1] - many[:, 0]) / np.mean(few[:, 1] - few[:, 0])
+    assert 0.4 < width_ratio < 0.6  # ~ sqrt(8 / 32)
+    with pytest.raises(ValueError, match=r"loglog_slope_interval: expected values_per_seed of shape"):
+        kl.loglog_slope_interval(widths, np.ones((len(widths), 1)))
+    with pytest.raises(ValueError, match="loglog_slope_interval: expected 0 < level < 1"):
+        kl.loglog_slope_interval(widths, np.ones((len(widths), 3)), level=95)
+
+
 def test_centred_model_starts_at_zero_and_its_ntk_is_the_logit_averaged_jacobian_product():
     init_fn, apply_fn, _ = kl.mlp(width=8, depth=2, num_classes=3)
     _, params_0 = init_fn(jax.random.key(0), (-1, 5))
@@ -146,6 +168,9 @@ def check_results(out_dir, results):
     for name in ("ntk_test_accuracy", "ntk_inf_test_accuracy", "nngp_test_accuracy"):
         assert 0.7 < saved[name] <= 1.0, name
     assert saved["drift_slope"] == pytest.approx(results["drift_slope"])
+    for fit in ("drift", "drift_smooth", "drift_flips", "init_deviation", "gap"):
+        low, high = saved[f"{fit}_slope_interval"]
+        assert low < high, fit
     assert saved["training_time"] == pytest.approx(saved["learning_rate"] * saved["num_steps"])
     # the kernel limit: the drift falls with width on this fixed seed, the trained nets approach the
     # NTK prediction, and the empirical NTK at initialisation approaches the analytic one
@@ -157,6 +182,14 @@ def check_results(out_dir, results):
     assert -1.4 < saved["drift_smooth_slope"] < -0.5 and -1.2 < saved["drift_flips_slope"] < -0.3
     assert saved["gap_ratio_largest_to_smallest"] < 0.6
     assert -0.8 < saved["init_deviation_slope"] < -0.3
+
+
+def test_a_single_seed_has_slopes_but_no_intervals():
+    config = kl.Config(num_train=16, num_test=20, widths=(16, 32), num_seeds=1, depth=1, num_steps=3)
+    results = kl.study(config)
+    assert np.shape(results["ntk_drift_per_seed"]) == (2, 1)
+    assert np.isfinite(results["drift_slope"]) and results["drift_slope_interval"] is None
+    kl.plot(results)
 
 
 def test_fast_run_writes_json_and_figure(tmp_path):

@@ -38,6 +38,9 @@ gradient descent (``jaxdl.train.fit`` with ``optax.sgd``) on
 * ``prediction_gap``: the RMS difference between the trained network's test
   outputs and the analytic NTK mean at the same time.
 
+Each slope comes with a bootstrap interval over the seeds (``*_slope_interval``;
+``None`` for a single seed).
+
 The networks are *centred*, ``f(theta, x) = net(theta, x) - net(theta_0, x)``:
 the NTK mean is an average over initialisations, and an uncentred network
 carries its own random ``f_0`` (a draw from the NNGP, which does not shrink
@@ -214,6 +217,29 @@ def loglog_slope(widths, values) -> tuple[float, float]:
     return float(slope), float(intercept)
 
 
+def loglog_slope_interval(widths, values_per_seed, level: float = 0.95, num_resamples: int = 2000,
+                          seed: int = 0) -> tuple[float, float]:
+    """Bootstrap interval of the :func:`loglog_slope` of the seed means.
+
+    ``values_per_seed: f[num_widths, num_seeds]``. Each resample redraws, for every
+    width on its own (the seeds of different widths are independent networks), as
+    many seeds with replacement, and refits the slope of the means; the interval is
+    the central ``level`` of those slopes.
+    """
+    values = np.asarray(values_per_seed, float)
+    if values.ndim != 2 or values.shape[0] != len(widths) or values.shape[1] < 2:
+        raise ValueError("loglog_slope_interval: expected values_per_seed of shape [num_widths, num_seeds >= 2], "
+                         f"got {values.shape} for {len(widths)} widths")
+    if not 0 < level < 1:
+        raise ValueError(f"loglog_slope_interval: expected 0 < level < 1, got {level!r}")
+    num_widths, num_seeds = values.shape
+    picks = np.random.default_rng(seed).integers(0, num_seeds, (num_resamples, num_widths, num_seeds))
+    means = np.take_along_axis(values[None], picks, axis=2).mean(axis=2)  # [num_resamples, num_widths]
+    slopes = np.polyfit(np.log(np.asarray(widths, float)), np.log(means).T, 1)[0]
+    low, high = np.quantile(slopes, [(1 - level) / 2, (1 + level) / 2])
+    return float(low), float(high)
+
+
 def train_gd(apply_fn, params, x, y, learning_rate: float, num_steps: int, key):
     """``num_steps`` steps of full-batch gradient descent on :func:`mse`; returns ``train.FitResult``."""
     return train.fit(apply_fn, params, optim.sgd(learning_rate), (x, y), loss_fn=mse, key=key,
@@ -319,13 +345,14 @@ def study(config: Config, seed: int = 0) -> dict:
     def per_seed(field):
         return [getattr(per_width[w], field) for w in config.widths]
 
-    ntk_drift, prediction_gap = mean("ntk_drift"), mean("prediction_gap")
-    drift_slope, drift_intercept = loglog_slope(config.widths, ntk_drift)
-    smooth_slope, smooth_intercept = loglog_slope(config.widths, mean("ntk_drift_smooth"))
-    flips_slope, flips_intercept = loglog_slope(config.widths, mean("ntk_drift_flips"))
-    init_deviation = mean("ntk_init_deviation")
-    init_slope, init_intercept = loglog_slope(config.widths, init_deviation)
-    gap_slope, gap_intercept = loglog_slope(config.widths, prediction_gap)
+    series = {}  # the measured quantity, per seed, and its log-log fit against width
+    for field, fit_name in (("ntk_drift", "drift"), ("ntk_drift_smooth", "drift_smooth"),
+                            ("ntk_drift_flips", "drift_flips"), ("ntk_init_deviation", "init_deviation"),
+                            ("prediction_gap", "gap")):
+        slope, intercept = loglog_slope(config.widths, mean(field))
+        interval = loglog_slope_interval(config.widths, per_seed(field)) if config.num_seeds > 1 else None
+        series |= {field: mean(field), f"{field}_per_seed": per_seed(field), f"{fit_name}_slope": slope,
+                   f"{fit_name}_slope_interval": interval, f"{fit_name}_intercept": intercept}
     model = (f"{config.depth} x [Dense(m, W_std={config.W_std:.4g}, b_std={config.b_std}), Relu()], "
              f"Dense({problem.num_classes}); NTK parameterisation; centred at initialisation")
     return {
@@ -339,27 +366,8 @@ def study(config: Config, seed: int = 0) -> dict:
         "learning_rate": learning_rate,
         "num_steps": config.num_steps,
         "training_time": learning_rate * config.num_steps,
-        "ntk_drift": ntk_drift,
-        "ntk_drift_per_seed": per_seed("ntk_drift"),
-        "drift_slope": drift_slope,
-        "drift_intercept": drift_intercept,
-        "ntk_drift_smooth": mean("ntk_drift_smooth"),
-        "ntk_drift_smooth_per_seed": per_seed("ntk_drift_smooth"),
-        "drift_smooth_slope": smooth_slope,
-        "drift_smooth_intercept": smooth_intercept,
-        "ntk_drift_flips": mean("ntk_drift_flips"),
-        "ntk_drift_flips_per_seed": per_seed("ntk_drift_flips"),
-        "drift_flips_slope": flips_slope,
-        "drift_flips_intercept": flips_intercept,
-        "ntk_init_deviation": init_deviation,
-        "ntk_init_deviation_per_seed": per_seed("ntk_init_deviation"),
-        "init_deviation_slope": init_slope,
-        "init_deviation_intercept": init_intercept,
-        "prediction_gap": prediction_gap,
-        "prediction_gap_per_seed": per_seed("prediction_gap"),
-        "gap_slope": gap_slope,
-        "gap_intercept": gap_intercept,
-        "gap_ratio_largest_to_smallest": prediction_gap[-1] / prediction_gap[0],
+        **series,
+        "gap_ratio_largest_to_smallest": series["prediction_gap"][-1] / series["prediction_gap"][0],
         "test_accuracy": mean("test_accuracy"),
         "test_accuracy_per_seed": per_seed("test_accuracy"),
         "train_loss": mean("train_loss"),
@@ -376,9 +384,12 @@ def _loglog_series(ax, results: dict, name: str, slope_name: str, color: str, la
     widths = np.asarray(results["widths"], float)
     values = np.asarray(results[f"{name}_per_seed"], float)
     slope, intercept = results[f"{slope_name}_slope"], results[f"{slope_name}_intercept"]
+    fit_label = f"fit: slope {slope:.2f}"
+    if results[f"{slope_name}_slope_interval"] is not None:
+        fit_label += " (95% [{:.2f}, {:.2f}])".format(*results[f"{slope_name}_slope_interval"])
     ax.loglog(np.repeat(widths, values.shape[1]), values.ravel(), ".", color=color, alpha=0.35)
     ax.loglog(widths, results[name], "o", color=color, label=label)
-    ax.loglog(widths, np.exp(intercept) * widths**slope, "-", color=color, label=f"fit: slope {slope:.2f}")
+    ax.loglog(widths, np.exp(intercept) * widths**slope, "-", color=color, label=fit_label)
 
 
 def plot(results: dict) -> plt.Figure:
