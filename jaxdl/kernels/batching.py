@@ -23,7 +23,7 @@ mesh then spans ``jax.devices()`` of all hosts, every process passes the same
 ``x1``/``x2`` and runs the same ``batch``-ed call, and each ends with the whole
 kernel (blocks are gathered with ``jax.experimental.multihost_utils``; with
 ``store_on_device=True`` onto the process's first local device). Tested with two
-processes on one machine (``tests/test_batching_multihost.py``).
+processes on one machine (``tests/test_multihost.py``).
 
 Written by hand: JAX shards arrays but has no notion of kernel blocks.
 """

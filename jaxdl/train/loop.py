@@ -6,7 +6,9 @@ tqdm bar (off when stderr is not a terminal), checkpoints, resumes, and can
 run data-parallel over a ``jax.sharding.Mesh``: the batch axis is sharded over
 the mesh axis ``data_axis`` and params and optimiser state are replicated, so
 XLA's SPMD partitioner all-reduces the gradients (same result as one device,
-up to the order of floating-point sums).
+up to the order of floating-point sums). The mesh may span the devices of
+several processes (after ``jax.distributed.initialize``, each process passing
+the same data and params; tested with two).
 
 Determinism: the run's PRNG key lives in :class:`TrainState` and is split once
 per epoch (one half for the shuffle, one for ``apply_fn``'s randomness), so a

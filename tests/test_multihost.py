@@ -1,7 +1,8 @@
-"""`batch` across processes: two JAX processes on localhost (``jax.distributed``,
-two virtual CPU devices each) compute kernels block by block over all four
-devices, and each ends with the whole kernel, equal in float64 to the unbatched
-kernel it computes alone. The workers run tests/multihost_batch_worker.py.
+"""Across processes: two JAX processes on localhost (``jax.distributed``, two
+virtual CPU devices each). ``batch`` computes kernels block by block over all four
+devices and each process ends with the whole kernel, equal in float64 to the
+unbatched kernel it computes alone; ``train.fit`` over a mesh of all four devices
+ends with the params of a single-device run. The workers run tests/multihost_worker.py.
 """
 
 import json
@@ -13,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-WORKER = Path(__file__).with_name("multihost_batch_worker.py")
+WORKER = Path(__file__).with_name("multihost_worker.py")
 NUM_PROCESSES = 2
 
 
@@ -23,7 +24,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_two_processes_share_the_blocks_and_each_gets_the_whole_kernel(tmp_path):
+def test_two_processes_share_kernel_blocks_and_data_parallel_training(tmp_path):
     env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=2", "JAX_PLATFORMS": "cpu"}
     port = _free_port()
     outputs = [tmp_path / f"process_{i}.json" for i in range(NUM_PROCESSES)]
@@ -50,6 +51,8 @@ def test_two_processes_share_the_blocks_and_each_gets_the_whole_kernel(tmp_path)
         assert len(cases) == 25
         worst = max(cases, key=cases.get)
         assert cases[worst] < 1e-12, (worst, cases[worst])
+        assert result["fit params sharded over"] == [0, 1]
+        assert result["fit params"] < 1e-12 and result["fit eval_loss"] < 1e-12
 
 
 def test_too_few_devices_for_the_processes_raises(monkeypatch):

@@ -1,11 +1,13 @@
-"""One process of the two-process `batch` test (tests/test_batching_multihost.py).
+"""One process of the two-process tests (tests/test_multihost.py).
 
-Usage: python multihost_batch_worker.py PROCESS_ID NUM_PROCESSES PORT OUT.json
+Usage: python multihost_worker.py PROCESS_ID NUM_PROCESSES PORT OUT.json
 
-Joins the run with ``jax.distributed.initialize`` on localhost, computes kernels
-with ``batch`` over the devices of all processes and, independently, with the
-unbatched ``kernel_fn`` on this process alone, and writes the largest difference
-per case (float64) to ``OUT.json``.
+Joins the run with ``jax.distributed.initialize`` on localhost, then
+* computes kernels with ``batch`` over the devices of all processes and,
+  independently, with the unbatched ``kernel_fn`` on this process alone;
+* trains with ``train.fit`` data-parallel over a mesh of all processes' devices
+  and, independently, on this process's default device alone;
+and writes the largest difference per case (float64) to ``OUT.json``.
 """
 
 import json
@@ -23,7 +25,11 @@ import dataclasses  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
-from jaxdl import stax  # noqa: E402
+import optax  # noqa: E402
+from jax.experimental import multihost_utils  # noqa: E402
+from jax.sharding import Mesh  # noqa: E402
+
+from jaxdl import stax, train  # noqa: E402
 from jaxdl.kernels.batching import _block_fn, batch  # noqa: E402
 from jaxdl.kernels.empirical import empirical_ntk_fn  # noqa: E402
 from jaxdl.kernels.kernel import Kernel  # noqa: E402
@@ -61,6 +67,22 @@ for batch_size, device_count, store_on_device in [(0, -1, True), (4, -1, False),
         results[f"ntk {name} {label}"] = max_difference(batched(x1, second, "ntk"), kernel_fn(x1, second, "ntk"))
     results[f"empirical {name}"] = max_difference(
         batch(ntk_fn, batch_size, device_count, store_on_device)(x1, x2, params), ntk_fn(x1, x2, params))
+
+
+def whole(x) -> np.ndarray:
+    return np.asarray(multihost_utils.process_allgather(x, tiled=True) if not x.is_fully_addressable else x)
+
+
+y = jnp.sin(x1[:, :3])
+mse = lambda outputs, targets: jnp.mean((outputs - targets) ** 2)  # noqa: E731
+fits = [train.fit(apply_fn, params, optax.adam(1e-2), (x1[:20], y[:20]), loss_fn=mse, key=jax.random.key(3),
+                  num_epochs=4, batch_size=8, eval_data=(x2, y[:10]), progress=False, mesh=mesh)
+        for mesh in (Mesh(np.array(jax.devices()), ("data",)), None)]  # fmt: skip
+results["fit params"] = max(float(np.max(np.abs(whole(a) - np.asarray(b))))
+                            for a, b in zip(jax.tree.leaves(fits[0].state.params), jax.tree.leaves(fits[1].state.params)))
+results["fit eval_loss"] = float(np.max(np.abs(np.subtract(fits[0].history["eval_loss"], fits[1].history["eval_loss"]))))
+results["fit params sharded over"] = sorted({d.process_index for leaf in jax.tree.leaves(fits[0].state.params)
+                                             for d in leaf.sharding.device_set})
 
 with open(out_path, "w") as f:
     json.dump(results, f)
