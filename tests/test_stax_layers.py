@@ -39,6 +39,18 @@ def _build(build, shape, key=jax.random.key(0)):
     return layer, out_shape, params
 
 
+def _forward(layer, shape, train=True):
+    """``(params, x) -> y``: a stateful layer gets a fresh state (``train`` mode by
+    default; ``train=False`` uses the running statistics, per example)."""
+    if not layer.stateful:
+        return layer.apply
+
+    def apply(params, x):
+        return layer.apply(params, x, state=layer.init_state(_abstract(shape)), train=train)[0]
+
+    return apply
+
+
 def _shapes(tree):
     return jax.tree.map(lambda a: tuple(a.shape), tree)
 
@@ -60,7 +72,7 @@ def test_triple_unpacks_and_has_attributes(build, shape, bad_shape):
 @pytest.mark.parametrize("build,shape,bad_shape", ENTRIES)
 def test_output_shape_matches_init(build, shape, bad_shape):
     layer, out_shape, params = _build(build, shape)
-    y = layer.apply(params, _inputs(shape, jax.random.key(1)))
+    y = _forward(layer, shape)(params, _inputs(shape, jax.random.key(1)))
     batch = shape[0][0] if _is_list(shape) else shape[0]
     expected = _with_batch(out_shape, batch)
     got = [tuple(o.shape) for o in y] if isinstance(y, list) else tuple(y.shape)
@@ -71,8 +83,8 @@ def test_output_shape_matches_init(build, shape, bad_shape):
 def test_jit_equals_eager(build, shape, bad_shape):
     layer, _, params = _build(build, shape)
     x = _inputs(shape, jax.random.key(1))
-    eager = layer.apply(params, x)
-    jitted = jax.jit(layer.apply)(params, x)
+    eager = _forward(layer, shape)(params, x)
+    jitted = jax.jit(_forward(layer, shape))(params, x)
     jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=2e-5, atol=2e-5), eager, jitted)
 
 
@@ -80,13 +92,14 @@ def test_jit_equals_eager(build, shape, bad_shape):
 def test_vmap_of_single_examples_equals_batch(build, shape, bad_shape):
     layer, _, params = _build(build, shape)
     x = _inputs(shape, jax.random.key(1))
+    forward = _forward(layer, shape, train=False)  # batch statistics couple examples in training
 
     def single(example):
         batched = jax.tree.map(lambda a: a[None], example)
-        return jax.tree.map(lambda a: a[0], layer.apply(params, batched))
+        return jax.tree.map(lambda a: a[0], forward(params, batched))
 
     per_example = jax.vmap(single)(x)
-    whole = layer.apply(params, x)
+    whole = forward(params, x)
     jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=2e-5, atol=2e-5), per_example, whole)
 
 
@@ -96,7 +109,7 @@ def test_gradients_are_finite(build, shape, bad_shape):
     x = _inputs(shape, jax.random.key(1))
 
     def loss(params, x):
-        out = layer.apply(params, x)
+        out = _forward(layer, shape)(params, x)
         return sum(jnp.sum(jnp.tanh(o)) for o in jax.tree.leaves(out))
 
     grads = jax.grad(loss, argnums=(0, 1))(params, x)
@@ -111,7 +124,7 @@ def test_float64(build, shape, bad_shape):
         x = _inputs(shape, jax.random.key(1), jnp.float64)
         for leaf in jax.tree.leaves(params):
             assert leaf.dtype == jnp.float64
-        out = layer.apply(params, x)
+        out = _forward(layer, shape)(params, x)
         for leaf in jax.tree.leaves(out):
             assert leaf.dtype == jnp.float64
             assert jnp.all(jnp.isfinite(leaf))
@@ -120,17 +133,18 @@ def test_float64(build, shape, bad_shape):
 @pytest.mark.parametrize("build,shape,bad_shape", ENTRIES)
 def test_bad_input_raises_clearly(build, shape, bad_shape):
     layer, _, params = _build(build, shape)
+    forward = _forward(layer, shape)
     x = _inputs(shape, jax.random.key(1))
     # A single array where a list is expected, or a list where an array is expected
     # (Identity passes anything through, lists included, as in neural-tangents).
     if layer.name != "Identity":
         wrong_kind = x[0] if _is_list(shape) else [x, x]
         with pytest.raises((TypeError, ValueError)) as error:
-            layer.apply(params, wrong_kind)
+            forward(params, wrong_kind)
         assert LAYER_ERROR.match(str(error.value)), str(error.value)
     if bad_shape is not None:
         with pytest.raises(ValueError) as error:
-            layer.apply(params, _inputs(bad_shape, jax.random.key(2)))
+            forward(params, _inputs(bad_shape, jax.random.key(2)))
         assert LAYER_ERROR.match(str(error.value)), str(error.value)
 
 
@@ -171,7 +185,7 @@ def test_bad_keys_and_shapes_raise():
         (lambda: stax.Dropout(0.0), "Dropout: expected a keep rate in"),
         (lambda: stax.Dropout(0.5, mode="eval"), "Dropout: expected mode"),
         (lambda: stax.FanOut(0), "FanOut: expected num"),
-        (lambda: stax.repeat(stax.Relu(), 0), "repeat: expected n"),
+        (lambda: stax.repeat(stax.Relu(), -1), "repeat: expected n"),
         (lambda: stax.serial(), "serial: expected at least one layer"),
         (lambda: stax.serial(stax.Relu(), "relu"), "serial: expected stax layers"),
         (lambda: stax.Hermite(-1), "Hermite: expected degree"),

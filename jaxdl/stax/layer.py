@@ -10,6 +10,24 @@ neural-tangents stax convention) and also exposes ``.init``, ``.apply`` and
   computed by interpreting the spec tree in :mod:`jaxdl.kernels`, so layers
   stay forward-only code and every kernel rule lives in one place.
 
+State (the one convention, equinox-style explicit state). A few layers carry
+state that is not trained by gradients: ``BatchNorm``'s running mean and
+variance. Such a layer has ``state_init``, and
+
+* ``layer.init_state(input_shape) -> state``: a pytree keyed like the params
+  (``{"BatchNorm_1": {"mean", "var"}}`` inside a ``serial``); ``{}`` for a
+  stateless layer;
+* ``apply_fn(params, x, *, state, train=True, key=None) -> (y, new_state)``:
+  a stateful layer always takes ``state`` and returns the updated one;
+  ``train=False`` uses the stored statistics and returns ``state`` unchanged.
+
+A stateless layer's ``init_fn``/``apply_fn`` are untouched; combinators are
+stateful exactly when a child is, and route each child its own part of the
+state. Why not flax's ``mutable`` collections: the stax triple keeps params a
+plain pytree that optax updates whole, so state cannot hide inside it without
+masking every optimiser; an explicit ``state`` argument keeps ``apply_fn`` pure
+and makes it visible to ``jit``, ``vmap`` and ``train.fit`` alike.
+
 This module also holds the input checks shared by all layers, so that bad
 input raises a ``ValueError``/``TypeError`` naming the layer instead of an XLA
 shape error.
@@ -46,6 +64,16 @@ class Layer:
     kernel: Callable
     name: str
     spec: LayerSpec | None = None
+    state_init: Callable | None = None
+
+    @property
+    def stateful(self) -> bool:
+        """Whether ``apply_fn`` takes and returns a ``state`` (see the module docstring)."""
+        return self.state_init is not None
+
+    def init_state(self, input_shape):
+        """The initial state for inputs of ``input_shape``; ``{}`` for a stateless layer."""
+        return {} if self.state_init is None else self.state_init(input_shape)
 
     def __iter__(self):
         return iter((self.init, self.apply, self.kernel))
@@ -81,11 +109,37 @@ def make_layer(
     init_fn: Callable,
     apply_fn: Callable,
     spec: LayerSpec,
+    state_init: Callable | None = None,
 ) -> Layer:
-    """Wrap the two finite-width functions and the spec into a ``Layer``."""
+    """Wrap the two finite-width functions and the spec into a ``Layer``
+    (``state_init(input_shape) -> state`` for a stateful layer)."""
     init_fn.__name__ = f"{name}_init_fn"
     apply_fn.__name__ = f"{name}_apply_fn"
-    return Layer(init_fn, apply_fn, analytic_kernel_fn(spec), name, spec)
+    return Layer(init_fn, apply_fn, analytic_kernel_fn(spec), name, spec, state_init)
+
+
+def output_shape(layer: Layer, input_shape):
+    """The output shape ``layer.init`` reports for ``input_shape``, found by tracing
+    ``init`` abstractly (no parameters are drawn)."""
+    shapes = []
+
+    def params_only(key):
+        out_shape, params = layer.init(key, input_shape)
+        shapes.append(out_shape)
+        return params
+
+    jax.eval_shape(params_only, jax.random.key(0))
+    return shapes[0]
+
+
+def check_state(layer: str, state):
+    """A stateful layer's ``apply_fn`` needs ``state=``; say how to get it."""
+    if state is None:
+        raise ValueError(
+            f"{layer}: a stateful layer needs state=; create it with "
+            f"model.init_state(input_shape) and pass apply_fn(params, x, state=state)"
+        )
+    return state
 
 
 # --- checks shared by the layers -------------------------------------------------

@@ -10,10 +10,17 @@ up to the order of floating-point sums). The mesh may span the devices of
 several processes (after ``jax.distributed.initialize``, each process passing
 the same data and params; tested with two).
 
+Stateful models (``BatchNorm``; the convention is in :mod:`jaxdl.stax.layer`):
+pass ``state=model.init_state(input_shape)``; training then calls
+``apply_fn(params, x, state=state, train=True) -> (outputs, new_state)`` and
+evaluation ``train=False``. The model state lives in ``TrainState.model_state``,
+is checkpointed with the rest, and under a mesh its batch statistics are those
+of the global batch (the sharded mean is all-reduced by XLA).
+
 Determinism: the run's PRNG key lives in :class:`TrainState` and is split once
-per epoch (one half for the shuffle, one for ``apply_fn``'s randomness), so a
-run resumed from a checkpoint ends with exactly the params of an
-uninterrupted run. Written here because optax provides the update rules but no
+per epoch (one part for the shuffle, one for ``apply_fn``'s randomness, one for
+``batch_transform``), so a run resumed from a checkpoint ends with exactly the
+params of an uninterrupted run. Written here because optax provides the update rules but no
 loop; flax's training utilities assume flax modules.
 """
 
@@ -37,25 +44,29 @@ from jaxdl.train.checkpoint import restore_checkpoint, restore_into, save_checkp
 
 class TrainState(NamedTuple):
     """Everything a run needs to continue: ``step`` (optimiser steps taken), ``epoch``
-    (epochs completed), ``params``, ``opt_state`` and the run's PRNG ``key``."""
+    (epochs completed), ``params``, ``opt_state``, the run's PRNG ``key`` and the
+    ``model_state`` of a stateful model (``None`` for a stateless one)."""
 
     step: jax.Array
     epoch: jax.Array
     params: Any
     opt_state: Any
     key: jax.Array
+    model_state: Any = None
 
 
 class FitResult(NamedTuple):
     """``state``: the final :class:`TrainState`; ``best_params``: params at the best
     evaluation (the final params without ``eval_data``); ``history``: lists of
     metrics (``epoch``, ``step``, ``train_loss`` per epoch; ``eval_epoch``,
-    ``eval_loss``, ``eval_<metric>`` per evaluation); ``stopped_early``."""
+    ``eval_loss``, ``eval_<metric>`` per evaluation); ``stopped_early``; ``best_model_state``: the
+    model state that goes with ``best_params`` (``None`` for a stateless model)."""
 
     state: TrainState
     best_params: Any
     history: dict[str, list[float]]
     stopped_early: bool
+    best_model_state: Any = None
 
 
 def _check_data(name: str, data) -> tuple[jax.Array, jax.Array]:
@@ -67,6 +78,15 @@ def _check_data(name: str, data) -> tuple[jax.Array, jax.Array]:
             f"fit: expected {name} x and y with the same number of examples (leading axis), "
             f"got shapes {tuple(x.shape)} and {tuple(y.shape)}"
         )
+    for part, array in (("x", x), ("y", y)):
+        if jnp.issubdtype(array.dtype, jnp.inexact):
+            finite = np.asarray(jnp.isfinite(array))
+            if not finite.all():
+                index = tuple(int(i) for i in np.argwhere(~finite)[0])
+                raise ValueError(
+                    f"fit: expected finite {name}, but {name} {part} has {int((~finite).sum())} non-finite "
+                    f"entries; the first is {part}{list(index)} = {float(np.asarray(array)[index])}"
+                )
     return x, y
 
 
@@ -98,6 +118,8 @@ def fit(
     mesh: Mesh | None = None,
     data_axis: str = "data",
     apply_takes_key: bool = False,
+    state=None,
+    batch_transform: Callable | None = None,
     progress: bool = True,
 ) -> FitResult:
     """Train ``params`` of ``apply_fn`` with ``optimizer`` on ``train_data = (x, y)``.
@@ -121,6 +143,13 @@ def fit(
       resume: continue from ``checkpoint_path`` if it exists.
       mesh: run data-parallel over this mesh; ``batch_size`` must be divisible
         by the size of its ``data_axis``.
+      state: the initial state of a stateful model (``model.init_state(shape)``);
+        ``apply_fn`` is then called as ``apply_fn(params, x, state=..., train=...)``
+        and returns ``(outputs, new_state)``. The final state is
+        ``result.state.model_state``.
+      batch_transform: ``batch_transform(key, x, y) -> (x, y)`` applied to every
+        training minibatch inside the jitted step (data augmentation, e.g.
+        :func:`jaxdl.data.augment`); evaluation data is not transformed.
       progress: show a tqdm bar over epochs (hidden when not on a terminal).
     """
     if not callable(apply_fn) or not callable(loss_fn):
@@ -148,6 +177,9 @@ def fit(
         raise ValueError(f"fit: expected mode 'min' or 'max', got {mode!r}")
     if resume and checkpoint_path is None:
         raise ValueError("fit: resume=True needs a checkpoint_path")
+    if batch_transform is not None and not callable(batch_transform):
+        raise TypeError(f"fit: expected batch_transform(key, x, y) -> (x, y) to be callable, got {batch_transform!r}")
+    stateful = state is not None
     num_batches = num_examples // batch_size
 
     if mesh is not None:
@@ -164,12 +196,16 @@ def fit(
     else:
         place = lambda tree: tree
 
-    def predict(params, x, step_key):
-        return apply_fn(params, x, key=step_key) if apply_takes_key else apply_fn(params, x)
+    def predict(params, model_state, x, step_key, train):
+        """``(outputs, new_model_state)``; the state passes through for a stateless model."""
+        kwargs = {"key": step_key} if apply_takes_key and train else {}
+        if not stateful:
+            return apply_fn(params, x, **kwargs), model_state
+        return apply_fn(params, x, state=model_state, train=train, **kwargs)
 
     @jax.jit
-    def train_epoch(params, opt_state, step, epoch_key, x, y):
-        shuffle_key, apply_key = jax.random.split(epoch_key)
+    def train_epoch(params, opt_state, model_state, step, epoch_key, x, y):
+        shuffle_key, apply_key, transform_key = jax.random.split(epoch_key, 3)
         order = jax.random.permutation(shuffle_key, num_examples)[: num_batches * batch_size]
         xb = x[order].reshape(num_batches, batch_size, *x.shape[1:])
         yb = y[order].reshape(num_batches, batch_size, *y.shape[1:])
@@ -178,29 +214,37 @@ def fit(
             yb = jax.lax.with_sharding_constraint(yb, batches_sharding)
 
         def train_step(carry, batch):
-            params, opt_state, step = carry
+            params, opt_state, model_state, step = carry
             xi, yi, index = batch
-            objective = lambda p: loss_fn(predict(p, xi, jax.random.fold_in(apply_key, index)), yi)
-            loss, grads = jax.value_and_grad(objective)(params)
-            updates, opt_state = optimizer.update(grads, opt_state, params)
-            return (optax.apply_updates(params, updates), opt_state, step + 1), loss
+            if batch_transform is not None:
+                xi, yi = batch_transform(jax.random.fold_in(transform_key, index), xi, yi)
 
-        (params, opt_state, step), losses = jax.lax.scan(
-            train_step, (params, opt_state, step), (xb, yb, jnp.arange(num_batches))
+            def objective(p):
+                outputs, new_model_state = predict(p, model_state, xi, jax.random.fold_in(apply_key, index), True)
+                return loss_fn(outputs, yi), new_model_state
+
+            (loss, model_state), grads = jax.value_and_grad(objective, has_aux=True)(params)
+            updates, opt_state = optimizer.update(grads, opt_state, params)
+            return (optax.apply_updates(params, updates), opt_state, model_state, step + 1), loss
+
+        (params, opt_state, model_state, step), losses = jax.lax.scan(
+            train_step, (params, opt_state, model_state, step), (xb, yb, jnp.arange(num_batches))
         )
-        return params, opt_state, step, jnp.mean(losses)
+        return params, opt_state, model_state, step, jnp.mean(losses)
 
     @jax.jit
-    def evaluate(params, x, y):
-        outputs = apply_fn(params, x)
+    def evaluate(params, model_state, x, y):
+        outputs, _ = predict(params, model_state, x, None, False)
         results = {"loss": loss_fn(outputs, y)}
         results.update({name: fn(outputs, y) for name, fn in metrics.items()})
         return results
 
-    state = TrainState(jnp.zeros([], jnp.int32), jnp.zeros([], jnp.int32), params, optimizer.init(params), key)
+    state = TrainState(
+        jnp.zeros([], jnp.int32), jnp.zeros([], jnp.int32), params, optimizer.init(params), key, state
+    )
     sign = 1.0 if mode == "min" else -1.0
     tracker = {"best": np.float64(np.inf), "bad_evals": np.int64(0)}
-    best_params = params
+    best_params, best_model_state = params, state.model_state
     history: dict[str, list[float]] = {"epoch": [], "step": [], "train_loss": []}
     if eval_set is not None:
         history.update({"eval_epoch": [], "eval_loss": []})
@@ -210,18 +254,28 @@ def fit(
         return {
             "state": state,
             "best_params": best_params,
+            "best_model_state": best_model_state,
             "tracker": tracker,
             "history": {name: np.asarray(values, np.float64) for name, values in history.items()},
         }
 
     if resume and Path(checkpoint_path).is_file():
-        saved = restore_checkpoint(checkpoint_path)
-        state = restore_into(state, saved["state"])
-        best_params = restore_into(params, saved["best_params"])
-        tracker = restore_into(tracker, saved["tracker"])
+        try:
+            saved = restore_checkpoint(checkpoint_path)
+            state = restore_into(state, saved["state"])
+            best_params = restore_into(params, saved["best_params"])
+            best_model_state = restore_into(best_model_state, saved.get("best_model_state"))
+            tracker = restore_into(tracker, saved["tracker"])
+        except (ValueError, KeyError, TypeError) as error:
+            raise ValueError(
+                f"fit: cannot resume from the checkpoint {checkpoint_path}: {error}; "
+                f"delete it or pass resume=False to start afresh"
+            ) from error
         history = {name: [float(v) for v in np.atleast_1d(saved["history"][name])] for name in history}
 
-    state = state._replace(params=place(state.params), opt_state=place(state.opt_state))
+    state = state._replace(
+        params=place(state.params), opt_state=place(state.opt_state), model_state=place(state.model_state)
+    )
     x_train, y_train = place(x_train), place(y_train)
     if eval_set is not None:
         eval_set = place(eval_set)
@@ -232,20 +286,23 @@ def fit(
                disable=None if progress else True, leave=False)
     for epoch in bar:
         run_key, epoch_key = jax.random.split(state.key)
-        params, opt_state, step, train_loss = train_epoch(
-            state.params, state.opt_state, state.step, epoch_key, x_train, y_train
+        params, opt_state, model_state, step, train_loss = train_epoch(
+            state.params, state.opt_state, state.model_state, state.step, epoch_key, x_train, y_train
         )
-        state = TrainState(step, state.epoch + 1, params, opt_state, run_key)
+        state = TrainState(step, state.epoch + 1, params, opt_state, run_key, model_state)
         train_loss = float(train_loss)
         if not np.isfinite(train_loss):
-            raise FloatingPointError(f"fit: the training loss became {train_loss} in epoch {epoch + 1}; lower the learning rate")
+            raise FloatingPointError(
+                f"fit: the training loss became {train_loss} in epoch {epoch + 1} although the data are "
+                f"finite: the optimisation diverged; lower the learning rate"
+            )
         history["epoch"].append(epoch + 1)
         history["step"].append(int(step))
         history["train_loss"].append(train_loss)
         postfix = {"train_loss": f"{train_loss:.4g}"}
         last = epoch + 1 == num_epochs
         if eval_set is not None and ((epoch + 1) % eval_every == 0 or last):
-            results = {name: float(value) for name, value in evaluate(state.params, *eval_set).items()}
+            results = {name: float(value) for name, value in evaluate(state.params, state.model_state, *eval_set).items()}
             history["eval_epoch"].append(epoch + 1)
             for name, value in results.items():
                 history[f"eval_{name}"].append(value)
@@ -253,7 +310,7 @@ def fit(
             score = sign * results[monitor]
             if score < tracker["best"]:
                 tracker = {"best": np.float64(score), "bad_evals": np.int64(0)}
-                best_params = state.params
+                best_params, best_model_state = state.params, state.model_state
             else:
                 tracker = {"best": tracker["best"], "bad_evals": tracker["bad_evals"] + 1}
             stopped_early = patience is not None and tracker["bad_evals"] >= patience
@@ -264,5 +321,5 @@ def fit(
             break
     bar.close()
     if eval_set is None:
-        best_params = state.params
-    return FitResult(state, best_params, history, stopped_early)
+        best_params, best_model_state = state.params, state.model_state
+    return FitResult(state, best_params, history, stopped_early, best_model_state)
