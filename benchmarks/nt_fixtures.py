@@ -139,6 +139,14 @@ INPUT_SHAPES = {
     "img": ((3, 5, 4, 2), (2, 5, 4, 2)),
     "img_nchw": ((3, 2, 5, 4), (2, 2, 5, 4)),
     "graph": ((3, 5, 2), (2, 5, 2)),
+    # Masked inputs: entries equal to MASK_CONSTANT at MASKED_POSITIONS (example, position).
+    "seq_masked": ((3, 6, 2), (2, 6, 2)),
+    "graph_masked": ((3, 5, 2), (2, 5, 2)),
+}
+MASK_CONSTANT = -1000.0
+MASKED_POSITIONS = {
+    "seq_masked": ([(0, 4), (0, 5), (2, 0)], [(1, 2)]),
+    "graph_masked": ([(1, 3)], [(0, 0), (0, 4)]),
 }
 
 
@@ -150,6 +158,9 @@ def make_inputs(kind: str):
     if kind == "sphere":  # rows with ||x||^2 = d, so a Dense layer gives unit variance
         x1, x2 = (x * np.sqrt(x.shape[-1]) / np.linalg.norm(x, axis=-1, keepdims=True)
                   for x in (x1, x2))
+    for x, positions in zip((x1, x2), MASKED_POSITIONS.get(kind, ((), ()))):
+        for example, position in positions:
+            x[example, position] = MASK_CONSTANT
     return x1, x2
 
 
@@ -509,6 +520,66 @@ def analytic_cases():
     ]
     for name, expr, kind in extras:
         yield "extras", name, expr, kind, True, full
+
+    # DotGeneral, Index and ImageResize beyond the first extras (issue 22). Two
+    # convolutions keep the covariances in natural order: NT 0.6.5's ImageResize
+    # kernel resizes the wrong axes after an odd number of them.
+    two_convs = "stax.Conv(4, (2, 2), W_std=1.3, b_std=0.1), stax.Relu(), stax.Conv(4, (1, 1), b_std=0.1)"
+    new_layers = [
+        ("dot_general rhs contracting W", f"stax.serial({two_convs}, stax.DotGeneral(rhs=np.array([[1.0, 0.5],"
+         " [-1.0, 2.0], [0.3, 0.0]]), dimension_numbers=(((2,), (0,)), ((), ()))))", "img", full),
+        ("dot_general lhs contracting time", "stax.serial(stax.Conv(4, (2,), padding='SAME'), stax.Relu(),"
+         " stax.DotGeneral(lhs=np.linspace(-1.0, 1.0, 12).reshape(2, 6), dimension_numbers=(((1,), (1,)), ((), ()))))",
+         "seq", full),
+        ("dot_general scalar diagonal_spatial", f"stax.serial({two_convs}, stax.DotGeneral(rhs=-1.5))", "img",
+         {"get": None, "diagonal_spatial": True}),
+        ("dot_general then readout", f"stax.serial({two_convs}, stax.DotGeneral(rhs=np.array([1.0, -1.0, 0.5]),"
+         " dimension_numbers=(((2,), (0,)), ((), ()))), stax.Relu(), stax.Flatten(), stax.Dense(1))", "img", both),
+        ("index integer spatial", f"stax.serial({two_convs}, stax.Index(idx=stax.Slice[1:, ..., 1, :]))", "img", full),
+        ("index diagonal_spatial", f"stax.serial({two_convs}, stax.Index(idx=stax.Slice[:, ::2]))", "img",
+         {"get": None, "diagonal_spatial": True}),
+        ("index channel (NT raises)", "stax.serial(stax.Dense(4), stax.Index(idx=stax.Slice[..., :2]))", "dense", full),
+        ("index integer batch (NT raises)", "stax.serial(stax.Dense(4), stax.Index(idx=stax.Slice[0]))", "dense",
+         full),
+        ("image_resize two convs linear", f"stax.serial({two_convs}, stax.ImageResize((-1, 7, 2, -1), 'linear'))",
+         "img", full),
+        ("image_resize two convs nearest", f"stax.serial({two_convs}, stax.ImageResize((-1, 2, 5, -1), 'nearest'))",
+         "img", full),
+        ("image_resize 1d then readout", "stax.serial(stax.Conv(4, (2,)), stax.Relu(), stax.ImageResize((-1, 9, -1),"
+         " 'linear'), stax.Conv(2, (3,)), stax.GlobalAvgPool())", "seq", both),
+    ]
+    for name, expr, kind, kwargs in new_layers:
+        yield "extras", name, expr, kind, True, kwargs
+
+    # Masked inputs (`mask_constant`): entries equal to MASK_CONSTANT are masked out.
+    masked = {"get": ("nngp", "ntk"), "mask_constant": MASK_CONSTANT}
+    masked_full = {"get": None, "mask_constant": MASK_CONSTANT}
+    masking = [
+        ("dense relu", "stax.serial(stax.Dense(8, W_std=1.3, b_std=0.2), stax.Relu(), stax.Dense(1))", "seq_masked"),
+        ("conv avgpool global avg", "stax.serial(stax.Conv(6, (3,), padding='SAME', b_std=0.1), stax.Relu(),"
+         " stax.AvgPool((2,), strides=(1,), padding='SAME'), stax.Conv(4, (2,)), stax.Erf(), stax.GlobalAvgPool())",
+         "seq_masked"),
+        ("conv sumpool flatten", "stax.serial(stax.Conv(6, (2,), b_std=0.1), stax.Relu(), stax.SumPool((2,)),"
+         " stax.Flatten(), stax.Dense(1))", "seq_masked"),
+        ("attention softmax", "stax.serial(stax.Dense(8, W_std=1.2, b_std=0.1), stax.GlobalSelfAttention("
+         "n_chan_out=8, n_chan_key=8, n_chan_val=8, n_heads=2), stax.Relu(), stax.GlobalAvgPool(), stax.Dense(1))",
+         "seq_masked"),
+        ("attention relu pos_emb", "stax.serial(stax.Dense(8), stax.GlobalSelfAttention(n_chan_out=8, n_chan_key=8,"
+         " n_chan_val=8, n_heads=2, attention_mechanism='RELU', pos_emb_type='SUM', n_chan_pos_emb=8))", "seq_masked"),
+        ("residual fanin_sum", "stax.serial(stax.Dense(8), stax.FanOut(2), stax.parallel(stax.serial(stax.Relu(),"
+         " stax.Dense(8, b_std=0.1)), stax.Identity()), stax.FanInSum(), stax.GlobalSumPool())", "seq_masked"),
+        ("fanin_concat", "stax.serial(stax.FanOut(2), stax.parallel(stax.Dense(4), stax.serial(stax.Dense(4),"
+         " stax.Erf())), stax.FanInConcat(), stax.GlobalAvgPool())", "seq_masked"),
+        ("aggregate", "stax.serial(stax.Dense(8, b_std=0.1), stax.Relu(), stax.Aggregate(), stax.Dense(8),"
+         " stax.GlobalSumPool(), stax.Dense(1))", "graph_masked"),
+    ]
+    rng = np.random.default_rng(SEED + 2)
+    patterns = (rng.binomial(1, 0.5, (3, 5, 5)).astype(float), rng.binomial(1, 0.5, (2, 5, 5)).astype(float))
+    for name, expr, kind in masking:
+        with_x2 = {"pattern": patterns} if kind == "graph_masked" else {}
+        x1_only = {"pattern": (patterns[0], patterns[0])} if kind == "graph_masked" else {}
+        yield "masking", name, expr, kind, True, {**masked, **with_x2}
+        yield "masking", name + " x1 only", expr, kind, False, {**masked_full, **x1_only}
 
 
 def kernel_outputs(result, get) -> dict:

@@ -7,6 +7,7 @@ Run inside the pinned legacy environment (``bash benchmarks/legacy_env.sh``):
 For each architecture (an expression over ``stax`` that both libraries accept)
 it stores the input, neural-tangents' parameters (flattened in tree order), the
 graph ``pattern`` passed to ``apply_fn`` where the case has one (``Aggregate``),
+the ``mask_constant`` of the masked-input cases (output: ``unmask_fn(apply_fn)``),
 and its float64 output in ``tests/fixtures/nt/forward.npz``. The test converts the
 parameters to jaxdl's named-dict layout and compares the outputs.
 """
@@ -68,6 +69,17 @@ ARCHITECTURES = [
     ("stax.Aggregate(implementation='SPARSE')", (3, 6, 2), "sparse"),
     ("stax.Aggregate(aggregate_axis=(1, 2), implementation='SPARSE')", (2, 4, 3, 2), "sparse"),
     ("stax.serial(stax.Dense(4), stax.Relu(), stax.Aggregate(), stax.Dense(3))", (3, 5, 2), "dense"),
+    # Layers added for issue 22 (DotGeneral, Index, ImageResize).
+    ("stax.DotGeneral(rhs=2.5)", (3, 6)),
+    ("stax.DotGeneral(rhs=jnp.linspace(-1.0, 1.0, 12).reshape(4, 3), dimension_numbers=(((1,), (0,)), ((), ())))",
+     (2, 4, 5, 2)),
+    ("stax.DotGeneral(lhs=jnp.linspace(0.0, 1.0, 10).reshape(2, 5), dimension_numbers=(((1,), (1,)), ((), ())))",
+     (3, 5, 2)),
+    ("stax.Index(idx=stax.Slice[::2, 1:5:2, 3])", (4, 6, 5, 2)),
+    ("stax.Index(idx=stax.Slice[..., ::-1, :])", (2, 7, 3)),
+    ("stax.ImageResize((-1, 9, 3, -1), 'linear')", (2, 6, 5, 2)),
+    ("stax.ImageResize((-1, 4, -1), 'nearest')", (2, 7, 3)),
+    ("stax.ImageResize((-1, 3, 8, -1), 'cubic', antialias=False)", (2, 6, 5, 2)),
 ] + [
     (f"stax.{activation}", (3, 6))
     for activation in [
@@ -77,6 +89,22 @@ ARCHITECTURES = [
         "Polynomial([0.5, -1.0, 0.25])", "Hermite(4)",
     ]
 ]  # fmt: skip
+
+
+# Masked inputs: (expression, shape, masked (example, position) pairs); the inputs
+# there equal MASK_CONSTANT, the stored output is NT's unmask_fn(apply_fn) output.
+MASK_CONSTANT = -1000.0
+MASKED_ARCHITECTURES = [
+    ("stax.serial(stax.Dense(6, b_std=0.3), stax.Relu(), stax.Dense(3))", (3, 6, 2), [(0, 5), (1, 0), (1, 1)]),
+    ("stax.serial(stax.Conv(4, (3,), padding='SAME', b_std=0.1), stax.Erf(), stax.AvgPool((2,)), stax.GlobalAvgPool())",
+     (3, 7, 2), [(0, 0), (0, 1), (0, 2), (2, 6)]),
+    ("stax.serial(stax.Dense(6), stax.GlobalSelfAttention(5, 4, 3, 2, b_std=0.1), stax.Relu(), stax.GlobalSumPool())",
+     (3, 6, 2), [(0, 4), (0, 5), (2, 1)]),
+    ("stax.serial(stax.Dense(6), stax.GlobalSelfAttention(5, 4, 3, 2, attention_mechanism='RELU',"
+     " pos_emb_type='SUM', n_chan_pos_emb=6))", (2, 5, 2), [(1, 3)]),
+    ("stax.serial(stax.FanOut(2), stax.parallel(stax.Dense(4), stax.serial(stax.Dense(4), stax.Sin())),"
+     " stax.FanInSum(), stax.Flatten())", (3, 5, 2), [(0, 1), (2, 4)]),
+]
 
 
 def graph_pattern(kind: str, expression: str, shape: tuple, rng) -> np.ndarray:
@@ -110,9 +138,26 @@ def main() -> None:
         out[f"{i}/num_leaves"] = np.array(len(leaves))
         for j, leaf in enumerate(leaves):
             out[f"{i}/leaf{j}"] = leaf
+    for k, (expression, shape, masked) in enumerate(MASKED_ARCHITECTURES):
+        i = len(ARCHITECTURES) + k
+        init_fn, apply_fn, _ = eval(expression, {"stax": stax, "jnp": jnp})
+        x = rng.normal(size=shape)
+        for example, position in masked:
+            x[example, position] = MASK_CONSTANT
+        _, params = init_fn(jax.random.PRNGKey(i), shape)
+        leaves = [np.asarray(leaf) for leaf in jax.tree_util.tree_leaves(params)]
+        y = stax.unmask_fn(apply_fn)(params, jnp.asarray(x), mask_constant=MASK_CONSTANT)
+        out[f"{i}/expression"] = np.array(expression)
+        out[f"{i}/x"] = x
+        out[f"{i}/y"] = np.asarray(y)
+        out[f"{i}/mask_constant"] = np.array(MASK_CONSTANT)
+        out[f"{i}/num_leaves"] = np.array(len(leaves))
+        for j, leaf in enumerate(leaves):
+            out[f"{i}/leaf{j}"] = leaf
+    out["count"] = np.array(len(ARCHITECTURES) + len(MASKED_ARCHITECTURES))
     path = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "nt" / "forward.npz"
     np.savez_compressed(path, **out)
-    print(f"wrote {len(ARCHITECTURES)} cases to {path} ({path.stat().st_size / 1e3:.0f} kB)")
+    print(f"wrote {int(out['count'])} cases to {path} ({path.stat().st_size / 1e3:.0f} kB)")
 
 
 if __name__ == "__main__":

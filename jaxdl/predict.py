@@ -22,7 +22,8 @@ Conventions (NT's): times are in units of the learning rate
 (or ``diag_reg`` if ``diag_reg_absolute_scale``) to the train-train diagonal;
 kernels are ``f[n1, n2]`` or zipped ``f[n1, n2, a1, a2, ...]`` over the
 non-traced output axes; ``trace_axes`` are the output axes the kernel is
-constant-diagonal over. ``t=None`` means ``t = inf``.
+constant-diagonal over (any of them, the batch axis included: the kernel then
+has no batch axes; repeated axes count once). ``t=None`` means ``t = inf``.
 
 Numerical hazards: eigenvalues ``<= 0`` (a singular kernel) contribute nothing
 instead of ``0/0``; a Cholesky solve that fails (not positive definite) falls
@@ -42,7 +43,10 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax.experimental import ode
+
+from jaxdl.kernels.kernel import canonical_get
 
 __all__ = [
     "Gaussian",
@@ -75,14 +79,15 @@ class ODEState(NamedTuple):
 
 
 def _check_kernel(name: str, k, y_train=None):
-    if not hasattr(k, "shape") or jnp.ndim(k) < 2 or jnp.ndim(k) % 2:
+    """A train-train kernel: zipped ``f[a1, a1', a2, a2', ...]`` over the non-traced output
+    axes (``f[n, n]`` usually; no batch axes when the batch axis is traced too)."""
+    if not hasattr(k, "shape") or jnp.ndim(k) % 2:
         raise ValueError(f"{name}: expected a kernel f[n, n] or zipped f[n, n, a, a, ...], "
                          f"got shape {getattr(k, 'shape', type(k).__name__)}")
-    if k.shape[0] != k.shape[1]:
+    if k.shape[::2] != k.shape[1::2]:
         raise ValueError(f"{name}: expected a square train-train kernel, got shape {k.shape}")
-    if y_train is not None and (jnp.ndim(y_train) == 0 or y_train.shape[0] != k.shape[0]):
-        raise ValueError(f"{name}: y_train must have {k.shape[0]} rows like the kernel, "
-                         f"got shape {jnp.shape(y_train)}")
+    if y_train is not None and jnp.ndim(y_train) == 0:
+        raise ValueError(f"{name}: expected y_train with a batch axis, got shape {jnp.shape(y_train)}")
 
 
 def _trace_axes(name, trace_axes, y_train, kernel):
@@ -291,6 +296,8 @@ def _get(k, g: str):
 
 
 def _canonical_get(name, get, allowed):
+    """``get`` as a tuple of lower-case names (NT accepts 'NTK', 'NNGP')."""
+    get = canonical_get(get)
     names = allowed[:2] if get is None else ((get,) if isinstance(get, str) else tuple(get))
     for g in names:
         if g not in allowed:
@@ -373,7 +380,7 @@ def gp_inference(k_train_train, y_train, diag_reg: float = 0.0, diag_reg_absolut
             cov = _zip(cov.reshape(test_paired * 2))
             out[g] = Gaussian(mean, cov)
         if isinstance(get, str):
-            return out[get]
+            return out[names[0]]
         return namedtuple("Gaussians", names)(*(out[g] for g in names))
 
     return predict_fn
@@ -399,6 +406,13 @@ def gradient_descent_mse_ensemble(
     **kernel_fn_test_test_kwargs)``: for each ``get`` in ``'nngp'`` (Bayesian
     training of the last layer only) / ``'ntk'`` the mean f[*t.shape, n_test, ...],
     or ``Gaussian(mean, covariance)`` if ``compute_cov``.
+
+    Keyword arguments (NT's rule): ``kernel_fn_train_train_kwargs`` go to the
+    train-train kernel as given and to the test-test kernel unless overridden
+    by ``kernel_fn_test_test_kwargs``; for the test-train kernel a value given
+    as a pair ``(for x1, for x2)`` in both (``pattern=(p, p)``) becomes
+    ``(test value, train value)``, other arrays take the test value, and any
+    other value must agree between the two.
     """
     name = "gradient_descent_mse_ensemble"
     y_train = jnp.asarray(y_train)
@@ -429,11 +443,11 @@ def gradient_descent_mse_ensemble(
         needed = tuple(g for g in ("nngp", "ntk")
                        if g in names or (g == "nngp" and compute_cov))  # fmt: skip
         k_dd = {g: train_train(g) for g in needed}
-        kwargs = dict(kernel_fn_train_train_kwargs, **kernel_fn_test_test_kwargs)
-        k_td = None if x_test is None else {g: kernel_fn(x_test, x_train, g, **kwargs) for g in needed}
+        kwargs_td, kwargs_tt = _test_kwargs(name, kernel_fn_train_train_kwargs, kernel_fn_test_test_kwargs)
+        k_td = None if x_test is None else {g: kernel_fn(x_test, x_train, g, **kwargs_td) for g in needed}
         nngp_tt = None
         if compute_cov and x_test is not None:
-            nngp_tt = kernel_fn(x_test, None, "nngp", **kwargs)
+            nngp_tt = kernel_fn(x_test, None, "nngp", **kwargs_tt)
 
         if t is None:
             kernels = namedtuple("K", needed)(**k_dd)
@@ -470,10 +484,52 @@ def gradient_descent_mse_ensemble(
             cov = _zip(cov.reshape(t_shape + paired * 2), len(t_shape))
             out[g] = Gaussian(mean, cov)
         if isinstance(get, str):
-            return out[get]
+            return out[names[0]]
         return namedtuple("Gaussians", names)(*(out[g] for g in names))
 
     return predict_fn
+
+
+def _is_pair(value) -> bool:
+    return isinstance(value, tuple) and len(value) == 2
+
+
+def _is_array_tree(value) -> bool:
+    leaves = jax.tree.leaves(value)
+    return bool(leaves) and all(isinstance(leaf, (jax.Array, np.ndarray)) for leaf in leaves)
+
+
+def _test_kwargs(name, train_train: dict, test_test: dict):
+    """Keyword arguments of the test-train and test-test kernels (NT's rule).
+
+    Test-test: the train-train ones, overridden by ``test_test``. Test-train: a
+    value given as a pair ``(for x1, for x2)`` in both becomes ``(test's x1 value,
+    train's x1 value)``; another array value is the test one; any other value must
+    be the same for train and test.
+    """
+    kwargs_td, kwargs_tt = dict(train_train), dict(train_train)
+    for key, v_tt in test_test.items():
+        kwargs_tt[key] = v_tt
+        if key not in train_train:
+            kwargs_td[key] = v_tt
+            continue
+        v_dd = train_train[key]
+        if _is_array_tree(v_dd) and _is_array_tree(v_tt):
+            kwargs_td[key] = (v_tt[0], v_dd[0]) if _is_pair(v_dd) and _is_pair(v_tt) else v_tt
+        elif v_dd is v_tt or _same_value(v_dd, v_tt):
+            kwargs_td[key] = v_tt
+        else:
+            raise ValueError(f"{name}: keyword argument {key!r} differs between the train-train "
+                             f"({v_dd!r:.60}) and test-test ({v_tt!r:.60}) kernels; only arrays "
+                             "(or (x1, x2) pairs of them) may differ")
+    return kwargs_td, kwargs_tt
+
+
+def _same_value(a, b) -> bool:
+    try:
+        return bool(a == b)
+    except Exception:  # noqa: BLE001 - values without a truth value for ==
+        return False
 
 
 def _ensemble_covariance(g, evals, evecs, t, normalization, k_dd, k_td, nngp_tt):

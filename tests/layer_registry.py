@@ -10,7 +10,7 @@ import math
 
 import jax.numpy as jnp
 
-from jaxdl import stax
+from jaxdl import models, stax
 
 B = 3
 VEC = (B, 6)
@@ -49,6 +49,21 @@ def _elementwise():
     ]
 
 
+def _models():
+    """The ``jaxdl.models`` constructors at toy sizes (BatchNorm ones are stateful)."""
+    return [
+        ("models.mlp", lambda: models.mlp((8, 6), 3), VEC, (B, 7)),
+        ("models.lenet5", lambda: models.lenet5(3, channels=(2, 3), hidden=(5,), filter_size=3, padding="SAME"), IMG, (B, 6, 5, 3)),
+        ("models.vgg", lambda: models.vgg(3, widths=(3, 4), convs_per_stage=(1, 2), hidden=(5,)), (B, 4, 4, 2), (B, 4, 4, 3)),
+        ("models.resnet_bn", lambda: models.resnet(3, widths=(3, 4), blocks_per_stage=(2, 1)), IMG, (B, 6, 5, 3)),
+        ("models.resnet_no_bn", lambda: models.resnet(3, widths=(3, 4), blocks_per_stage=1, batch_norm=False), IMG, (B, 6, 5, 3)),
+        ("models.inception_block", lambda: models.inception_block(2, (2, 3), (1, 2), 2), IMG, (B, 6, 5, 3)),
+        ("models.densenet_block", lambda: models.densenet_block(2, 3, bottleneck=4), IMG, (B, 6, 5, 3)),
+        ("models.unet", lambda: models.unet(2, widths=(3, 4)), (B, 4, 6, 2), (B, 4, 6, 3)),
+        ("models.wavenet", lambda: models.wavenet(4, num_layers=2, residual_channels=3, dilation_channels=2, skip_channels=3), SEQ, (B, 7, 3)),
+    ]  # fmt: skip
+
+
 LAYERS = [
     ("Dense", lambda: stax.Dense(5, W_std=1.5, b_std=0.2), VEC, (B, 7)),
     ("Dense_standard", lambda: stax.Dense(5, 1.5, 0.2, parameterization="standard", s=(2, 3)), VEC, (B, 7)),
@@ -61,6 +76,8 @@ LAYERS = [
     ("Conv2D_standard", lambda: stax.Conv(3, (2, 2), parameterization="standard", b_std=0.3), IMG, (B, 6, 5, 3)),
     ("Conv2D_NCHW", lambda: stax.Conv(3, (2, 2), dimension_numbers=("NCHW", "OIHW", "NCHW")), (B, 2, 6, 5), (B, 3, 6, 5)),
     ("Conv3D", lambda: stax.Conv(2, (2, 2, 2), padding="SAME"), VOL, (B, 4, 4, 3)),
+    ("Conv1D_CAUSAL_dilated", lambda: stax.Conv(4, (2,), padding="CAUSAL", rhs_dilation=(3,), b_std=0.1), SEQ, (B, 7, 3)),
+    ("Conv2D_dilated_SAME_strided", lambda: stax.Conv(3, (3, 2), (2, 1), "SAME", rhs_dilation=(2, 2)), IMG, (B, 6, 5, 3)),
     ("ConvTranspose_VALID", lambda: stax.ConvTranspose(3, (3, 2), strides=(2, 1), b_std=0.1), IMG, (B, 6, 5, 3)),
     ("ConvTranspose_CIRCULAR", lambda: stax.ConvTranspose(3, (3, 3), strides=(2, 2), padding="CIRCULAR"), IMG, (B, 6, 5, 3)),
     ("ConvLocal", lambda: stax.ConvLocal(3, (2, 2), padding="SAME", b_std=0.1), IMG, (B, 6, 5, 3)),
@@ -75,6 +92,10 @@ LAYERS = [
     ("Identity", stax.Identity, IMG, None),
     ("Dropout_test", lambda: stax.Dropout(0.8, mode="test"), VEC, None),
     ("LayerNorm", stax.LayerNorm, VEC, None),
+    ("BatchNorm", stax.BatchNorm, IMG, (B, 6, 5, 3)),
+    ("BatchNorm_dense_channel_first", lambda: stax.BatchNorm(axis=1, momentum=0.9), (B, 4, 5), (B, 3, 5)),
+    ("WeightNorm_Dense", lambda: stax.WeightNorm(stax.Dense(5, b_std=0.1)), VEC, (B, 7)),
+    ("WeightNorm_Conv", lambda: stax.WeightNorm(stax.Conv(3, (2, 2), padding="SAME")), IMG, (B, 6, 5, 3)),
     ("LayerNorm_spatial", lambda: stax.LayerNorm(axis=(1, 2, 3)), IMG, (B, 6)),
     ("Softmax", stax.Softmax, VEC, None),
     ("Maxout", lambda: stax.Maxout(2), VEC, (B, 7)),
@@ -83,16 +104,29 @@ LAYERS = [
         4, 3, 3, 2, linear_scaling=False, pos_emb_type="CONCAT", n_chan_pos_emb=3, val_pos_emb=True,
         pos_emb_decay_fn=lambda d: jnp.exp(-d)), IMG, (B, 6, 5, 3)),
     ("Aggregate_identity_graph", stax.Aggregate, SEQ, None),
+    ("DotGeneral_rhs_contracting_H", lambda: stax.DotGeneral(
+        rhs=jnp.linspace(-1.0, 1.0, 18).reshape(6, 3), dimension_numbers=(((1,), (0,)), ((), ()))), IMG, (B, 7, 5, 2)),
+    ("DotGeneral_lhs_time", lambda: stax.DotGeneral(
+        lhs=jnp.linspace(0.0, 1.0, 7), dimension_numbers=(((0,), (1,)), ((), ()))), SEQ, (B, 6, 2)),
+    ("Index", lambda: stax.Index(stax.Slice[:, 1:5:2, ::-1]), IMG, (B,)),
+    ("Index_integer_spatial", lambda: stax.Index(stax.Slice[..., 3, :]), IMG, (B, 6, 3, 2)),
+    ("ImageResize_linear", lambda: stax.ImageResize((-1, 9, 3, -1), "linear"), IMG, (B, 6, 5)),
+    ("ImageResize_nearest", lambda: stax.ImageResize((-1, 4, -1), "nearest"), SEQ, (B, 7, 2, 1)),
     ("serial_mlp", lambda: stax.serial(stax.Dense(8, b_std=0.1), stax.Relu(), stax.Dense(3)), VEC, (B, 5)),
     ("serial_cnn", lambda: stax.serial(stax.Conv(4, (3, 3), padding="SAME"), stax.Relu(), stax.Flatten(), stax.Dense(2)), IMG, (B, 6)),
     ("repeat", lambda: stax.repeat(stax.serial(stax.Dense(6), stax.Erf()), 3), VEC, (B, 5)),
+    ("repeat_parameter_free", lambda: stax.repeat(stax.Relu(), 3), VEC, None),
+    ("serial_stateful_residual_bn", lambda: stax.serial(
+        stax.Conv(3, (3, 3), padding="SAME"), stax.BatchNorm(), stax.Relu(), stax.FanOut(2),
+        stax.parallel(stax.serial(stax.Conv(3, (3, 3), padding="SAME"), stax.BatchNorm()), stax.Identity()),
+        stax.FanInSum(), stax.repeat(stax.serial(stax.Dense(3), stax.BatchNorm()), 2)), IMG, (B, 6, 5, 3)),
     ("FanOut", lambda: stax.FanOut(3), VEC, None),
     ("FanInSum", stax.FanInSum, [VEC, VEC], [VEC, (B, 5)]),
     ("FanInProd", stax.FanInProd, [VEC, VEC, VEC], [VEC, (B, 5)]),
     ("FanInConcat", lambda: stax.FanInConcat(axis=-1), [VEC, (B, 4)], [VEC, (B + 1, 4)]),
     ("parallel", lambda: stax.parallel(stax.Dense(3), stax.Relu()), [VEC, IMG], [VEC]),
     ("residual", lambda: stax.serial(stax.FanOut(2), stax.parallel(stax.serial(stax.Dense(6), stax.Relu()), stax.Identity()), stax.FanInSum()), VEC, (B, 5)),
-] + [(name, build, VEC, None) for name, build in _elementwise()]
+] + [(name, build, VEC, None) for name, build in _elementwise()] + _models()
 
 IDS = [entry[0] for entry in LAYERS]
 

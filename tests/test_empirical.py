@@ -285,3 +285,100 @@ def test_bad_input_raises_clearly():
         empirical_ntk_fn(fn, diagonal_axes=(0,))(x1, x2, params)
     with pytest.raises(ValueError, match="taylor_expand"):
         taylor_expand(fn, params, -1)
+
+
+# --- neural-tangents drop-in (issue 22): zero-size outputs, pytree vmap_axes ------------------
+
+
+def _biased(out_features):
+    """f(x) = tanh(x W + b)[:, :out_features]: a weight (structured) and a bias (Jacobian)."""
+    params = {"w": jax.random.normal(jax.random.key(3), (3, 4), jnp.float64),
+              "b": jnp.linspace(-1.0, 1.0, 4, dtype=jnp.float64)}  # fmt: skip
+
+    def f(p, x):
+        return jnp.tanh(x @ p["w"] + p["b"])[:, :out_features]
+
+    return f, params
+
+
+@pytest.mark.parametrize("vmap_axes, implementation", [
+    pytest.param(v, i, marks=() if v is None or i == 1 else pytest.mark.slow)
+    for v in (None, 0) for i in IMPLEMENTATIONS
+])  # fmt: skip
+def test_zero_size_outputs_give_empty_kernels(implementation, vmap_axes):
+    with jax.enable_x64(True):
+        x1 = jax.random.normal(jax.random.key(0), (5, 3), jnp.float64)
+        x2 = jax.random.normal(jax.random.key(1), (2, 3), jnp.float64)
+        f, params = _biased(0)  # outputs f[n, 0]
+        for trace_axes, shape in (((), (5, 2, 0, 0)), ((-1,), (5, 2))):
+            ntk = empirical_ntk_fn(f, trace_axes, (), vmap_axes, implementation)(x1, x2, params)
+            assert ntk.shape == shape
+            # a trace over an empty axis is the empty sum: 0, not 0/0
+            np.testing.assert_array_equal(np.asarray(ntk), np.zeros(shape))
+        f, params = _biased(4)  # no examples: f[0, 4]
+        empty = x1[:0]
+        ntk = empirical_ntk_fn(f, (), (), vmap_axes, implementation)(empty, x2, params)
+        assert ntk.shape == (0, 2, 4, 4)
+        kernels = empirical_kernel_fn(f, (-1,), (), vmap_axes, implementation)(empty, None, None, params)
+        assert kernels.nngp.shape == kernels.ntk.shape == (0, 0)
+
+
+def _two_input_two_output():
+    """f((xa, xb, shared)) with per-example rows xa[i], columns xb[:, i] and an input
+    shared by all examples; outputs {"rows": f[n, 4], "cols": f[4, n]}; an optional
+    per-example ``scale`` keyword."""
+    params = {"w": jax.random.normal(jax.random.key(3), (3, 4), jnp.float64),
+              "v": jax.random.normal(jax.random.key(4), (2, 4), jnp.float64),
+              "b": jnp.linspace(-1.0, 1.0, 4, dtype=jnp.float64)}  # fmt: skip
+
+    def f(p, x, scale=None):
+        xa, xb, shared = x
+        h = jnp.tanh(xa @ p["w"] + xb.T @ p["v"] + p["b"] * shared)
+        if scale is not None:
+            h = h * scale[:, None]
+        return {"rows": h, "cols": (h**2).T}
+
+    def inputs(seed, n):
+        keys = jax.random.split(jax.random.key(seed), 3)
+        return (jax.random.normal(keys[0], (n, 3), jnp.float64), jax.random.normal(keys[1], (2, n), jnp.float64),
+                jax.random.normal(keys[2], (4,), jnp.float64))  # fmt: skip
+
+    return f, params, inputs(10, 5), inputs(11, 3)
+
+
+@pytest.mark.parametrize("implementation", [
+    pytest.param(i, marks=() if i in (1, 3) else pytest.mark.slow) for i in IMPLEMENTATIONS
+])  # fmt: skip
+def test_pytree_vmap_axes_equal_unvmapped_kernels(implementation):
+    with jax.enable_x64(True):
+        f, params, x1, x2 = _two_input_two_output()
+        s1, s2 = jnp.arange(1.0, 6.0), jnp.arange(2.0, 5.0)
+        vmap_axes = ((0, 1, None), {"rows": 0, "cols": 1}, {"scale": 0})
+        for trace_axes, diagonal_axes in (((), ()), ((), (0,))):
+            second = x1 if diagonal_axes else x2
+            kwargs = dict(scale=(s1, s1) if diagonal_axes else (s1, s2))
+            want = empirical_ntk_fn(f, trace_axes, diagonal_axes, None, implementation)(x1, second, params, **kwargs)
+            got = empirical_ntk_fn(f, trace_axes, diagonal_axes, vmap_axes, implementation)(
+                x1, second, params, **kwargs)
+            assert got["rows"].shape == want["rows"].shape and got["cols"].shape == want["cols"].shape
+            for key in want:
+                np.testing.assert_allclose(got[key], want[key], rtol=1e-10, atol=1e-12)
+        # empirical_kernel_fn and empirical_nngp_fn take the same vmap_axes
+        want = empirical_kernel_fn(f, (), (), None, implementation)(x1, x2, ("nngp", "ntk"), params, scale=(s1, s2))
+        got = empirical_kernel_fn(f, (), (), vmap_axes, implementation)(x1, x2, ("NNGP", "NTK"), params,
+                                                                       scale=(s1, s2))  # fmt: skip
+        for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(want)):
+            np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
+        nngp = empirical_nngp_fn(f, (), (), vmap_axes)(x1, x2, params, scale=(s1, s2))
+        np.testing.assert_allclose(nngp["cols"], want.nngp["cols"], rtol=1e-12)
+
+
+def test_vmap_axes_that_do_not_fit_raise_clearly():
+    with jax.enable_x64(True):
+        f, params, x1, x2 = _two_input_two_output()
+        with pytest.raises(ValueError, match="empirical_ntk_fn: .*out_axes"):  # "cols" has 4 rows, not 5
+            empirical_ntk_fn(f, (), (), ((0, 1, None), 0, {}))(x1, x2, params)
+        with pytest.raises(ValueError, match="empirical_ntk_fn: vmap_axes in_axes"):
+            empirical_ntk_fn(f, (), (), ((0, 1), {"rows": 0, "cols": 1}, {}))(x1, x2, params)
+        with pytest.raises(TypeError, match="empirical_ntk_fn: expected int"):
+            empirical_ntk_fn(f, vmap_axes=((0, 1.5, None), 0, {}))

@@ -6,7 +6,7 @@ import json
 import numpy as np
 
 from jaxdl import experiments
-from jaxdl.experiments import bnn_digits
+from jaxdl.experiments import bnn_digits, report
 
 
 def test_calibration_matches_a_direct_computation():
@@ -36,3 +36,5 @@ def test_bnn_digits_fast_run_writes_its_results(tmp_path):
         np.testing.assert_allclose(row["ece"], np.sum(counts * gap) / counts.sum(), rtol=1e-6)
     np.testing.assert_allclose(np.sum(saved["ensemble_weights"]), 1.0, rtol=1e-5)
     assert results["accuracy_sgld"] == methods["SGLD"]["accuracy"]
+    assert report.figure_problems(bnn_digits.figure(saved), fast=True) == []
+    assert report.figure_problems(bnn_digits.figure({**saved, "fast": False}), fast=False) == []

@@ -5,6 +5,7 @@ import json
 import numpy as np
 
 from jaxdl import experiments
+from jaxdl.experiments import cover, report
 from jaxdl.theory.capacity import cover_fraction
 
 
@@ -25,3 +26,5 @@ def test_cover_fast_run(tmp_path):
         assert curve["max_abs_error"] < 0.25  # 40 trials: 0.08 standard error at 1/2
     assert 1.6 < saved["transition_alpha_largest_n"] < 2.4
     assert saved["theory_transition_alpha"] == 2.0
+    assert report.figure_problems(cover.figure(saved), fast=True) == []
+    assert report.figure_problems(cover.figure({**saved, "fast": False}), fast=False) == []

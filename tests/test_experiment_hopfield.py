@@ -5,13 +5,14 @@ import json
 import numpy as np
 
 from jaxdl import experiments
+from jaxdl.experiments import hopfield_capacity, report
 from jaxdl.theory.capacity import hopfield_bit_error_probability
 
 
 def test_hopfield_capacity_fast_run(tmp_path):
     results = experiments.run("hopfield-capacity", tmp_path, fast=True, seed=0)
     saved = json.loads((tmp_path / "hopfield-capacity.json").read_text())
-    assert (tmp_path / "hopfield_capacity.png").stat().st_size > 0
+    assert (tmp_path / "hopfield-capacity.png").stat().st_size > 0
     assert saved["breakdown_ratio"] == results["breakdown_ratio"]
     rows = saved["rows"]
     n = saved["neurons"]
@@ -27,3 +28,5 @@ def test_hopfield_capacity_fast_run(tmp_path):
         predicted = r["predicted_unstable_bit_fraction"]
         assert abs(r["unstable_bit_fraction"] - predicted) < 0.5 * predicted
     assert 0.1 < saved["breakdown_ratio"] < 0.25  # alpha_c = 0.138, smeared at n = 200
+    assert report.figure_problems(hopfield_capacity.figure(saved), fast=True) == []
+    assert report.figure_problems(hopfield_capacity.figure({**saved, "fast": False}), fast=False) == []

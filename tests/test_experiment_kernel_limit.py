@@ -2,6 +2,7 @@
 fast run end to end (full run behind the slow marker)."""
 
 import json
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -12,6 +13,7 @@ from jax.flatten_util import ravel_pytree
 
 from jaxdl import predict, stax
 from jaxdl.experiments import kernel_limit as kl
+from jaxdl.experiments import report, units
 from jaxdl.kernels.empirical import empirical_ntk_fn
 
 
@@ -189,13 +191,40 @@ def test_a_single_seed_has_slopes_but_no_intervals():
     results = kl.study(config)
     assert np.shape(results["ntk_drift_per_seed"]) == (2, 1)
     assert np.isfinite(results["drift_slope"]) and results["drift_slope_interval"] is None
-    kl.plot(results)
+    assert report.figure_problems(kl.figure(results), fast=False) == []
 
 
-def test_fast_run_writes_json_and_figure(tmp_path):
-    results = kl.run(tmp_path, fast=True, seed=0)
+def test_fast_run_interrupted_and_resumed_writes_json_and_figure(tmp_path, monkeypatch):
+    """Ctrl-C (a real SIGINT, from the test hook) after 3 of the 8 networks keeps them in the JSON;
+    the resumed run reuses them and computes the other 5."""
+    monkeypatch.setenv(units.INTERRUPT_AFTER_ENV, "3")
+    with pytest.raises(units.Interrupted, match="kernel-limit interrupted after 3 of 8 units"):
+        kl.run(tmp_path, fast=True, seed=0)
+    partial = json.loads((tmp_path / "kernel-limit.json").read_text())
+    assert partial["interrupted"] is True and partial["settings"]["config"]["widths"] == list(kl.FAST.widths)
+    assert list(partial["completed_units"]) == ["width=32,seed=0", "width=32,seed=1", "width=64,seed=0"]
+    assert set(partial["completed_units"]["width=32,seed=0"]) == set(kl.MEASUREMENTS)
+    monkeypatch.delenv(units.INTERRUPT_AFTER_ENV)
+
+    results = kl.run(tmp_path, fast=True, seed=0, resume=True)
     check_results(tmp_path, results)
-    assert results["fast"] is True
+    assert results["fast"] is True and results["interrupted"] is False
+    for (key, unit), (width_index, seed_index) in zip(partial["completed_units"].items(), [(0, 0), (0, 1), (1, 0)]):
+        for name in kl.MEASUREMENTS[:-1]:  # train_loss is reported as a mean over seeds only
+            assert results[f"{name}_per_seed"][width_index][seed_index] == unit[name], (key, name)
+    saved = json.loads((tmp_path / "kernel-limit.json").read_text())
+    assert report.figure_problems(kl.figure(saved), fast=True) == []
+    assert report.figure_problems(kl.figure({**saved, "fast": False}), fast=False) == []
+
+
+def test_the_documented_full_run_figure_states_the_measured_decomposition():
+    """docs/kernel-limit.json: panel 2 gives the measured slopes of the parts (not -1 and -3/4)."""
+    saved = json.loads((Path(__file__).resolve().parents[1] / "docs" / "kernel-limit.json").read_text())
+    fig = kl.figure(saved)
+    assert report.figure_problems(fig, fast=False) == []
+    title = fig.axes[1].get_title()
+    assert f"{saved['drift_smooth_slope']:.2f} and {saved['drift_flips_slope']:.2f}" in title
+    assert "-3/4" not in title and "1/m" not in title and "do not add" in title
 
 
 @pytest.mark.slow

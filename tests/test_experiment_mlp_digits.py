@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from jaxdl.experiments import mlp_digits
+from jaxdl.experiments import mlp_digits, report
 
 
 def check_outputs(out_dir, results, min_accuracy):
@@ -16,6 +16,7 @@ def check_outputs(out_dir, results, min_accuracy):
     assert len(saved["train_loss"]) == saved["num_epochs"] == len(saved["test_accuracy_history"])
     assert saved["train_loss"][-1] < saved["train_loss"][0]
     assert saved["test_accuracy_history"][-1] == pytest.approx(saved["test_accuracy"])
+    assert report.figure_problems(mlp_digits.figure(saved), fast=saved["fast"]) == []
 
 
 def test_fast_run_writes_json_and_figure(tmp_path):

@@ -126,3 +126,19 @@ def test_bad_input_raises_clearly():
     init_fn, _ = from_linen(linen.BatchNorm(use_running_average=False))
     with pytest.raises(ValueError, match="state collections"):
         init_fn(jax.random.key(0), (2, 3))
+
+
+def test_stateful_stax_model_as_linen_follows_flax_batch_stats_pattern():
+    model = stax.serial(stax.Dense(6), stax.BatchNorm(momentum=0.8), stax.Relu(), stax.Dense(2))
+    module = to_linen(model)
+    x = jax.random.normal(jax.random.key(1), (9, 4)) * 3.0 + 1.0
+    variables = module.init(jax.random.key(0), x)
+    assert set(variables) == {"params", "batch_stats"}
+    params, state = variables["params"]["stax"], variables["batch_stats"]["stax"]
+    jax.tree.map(np.testing.assert_array_equal, state, model.init_state(x.shape))  # init leaves the stats alone
+    y, updates = module.apply(variables, x, train=True, mutable=["batch_stats"])
+    y_stax, state_stax = model.apply(params, x, state=state, train=True)
+    np.testing.assert_allclose(y, y_stax, rtol=1e-6)
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-6), updates["batch_stats"]["stax"], state_stax)
+    evaluated = module.apply({"params": variables["params"], "batch_stats": updates["batch_stats"]}, x)
+    np.testing.assert_allclose(evaluated, model.apply(params, x, state=state_stax, train=False)[0], rtol=1e-6)

@@ -25,6 +25,11 @@ def _stax_namespace():
 
 
 STAX = _stax_namespace()
+# Cases where NT 0.6.5 is wrong and jaxdl deliberately differs, each pinned by its own test.
+_IMAGE_RESIZE_BUG = ("NT resizes its reversed (after one convolution) covariance axes to the natural-order target "
+                     "sizes; see test_stax_nt_api.py::test_image_resize_after_one_convolution_differs_from_"
+                     "neural_tangents_only_by_its_axis_mixup")
+NT_BUGS = {("extras", "image_resize"): _IMAGE_RESIZE_BUG, ("extras", "image_resize nearest"): _IMAGE_RESIZE_BUG}
 ALL_CASES = nt_fixtures.load_cases("analytic_kernels")
 # The default run checks every 5th case and every family (each case compiles its
 # own network, ~0.5 s); `-m slow` runs them all.
@@ -73,6 +78,8 @@ def _flatten(tree, prefix=()):
 
 @pytest.mark.parametrize("case", CASES)
 def test_matches_neural_tangents(case):
+    if (case["family"], case["name"]) in NT_BUGS:
+        pytest.skip(NT_BUGS[case["family"], case["name"]])
     with jax.enable_x64(True):
         if case["error"] is not None:
             expected = {"ValueError": ValueError, "NotImplementedError": NotImplementedError,

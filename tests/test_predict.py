@@ -214,7 +214,7 @@ def test_trace_axes_empty_with_zipped_kernels_equals_traced():
 
 def test_bad_input_raises_clearly():
     k = jnp.eye(3)
-    with pytest.raises(ValueError, match="gradient_descent_mse: y_train must have 3 rows"):
+    with pytest.raises(ValueError, match=r"gradient_descent_mse: kernel of shape \(3, 3\) does not match y_train"):
         predict.gradient_descent_mse(k, jnp.ones((4, 1)))
     with pytest.raises(ValueError, match="gradient_descent_mse: expected a square"):
         predict.gradient_descent_mse(jnp.ones((3, 2)), jnp.ones((3, 1)))

@@ -282,3 +282,14 @@ def test_repeat_of_a_parameter_free_layer_and_repeat_zero_as_identity():
     np.testing.assert_array_equal(identity.apply(params, x), x)
     net = stax.serial(stax.Dense(8, b_std=0.1), stax.repeat(stax.Relu(), 0))
     np.testing.assert_allclose(net.kernel(x, None, "nngp"), stax.Dense(8, b_std=0.1).kernel(x, None, "nngp"))
+
+
+def test_normalisation_layers_refuse_masked_inputs_by_name():
+    x = jnp.ones((2, 3)).at[0, 0].set(-1e3)
+    batchnorm = stax.serial(stax.Dense(4), stax.BatchNorm())
+    _, params = batchnorm.init(jax.random.key(0), (-1, 3))
+    with pytest.raises(NotImplementedError, match="BatchNorm: masked inputs"):
+        batchnorm.apply(params, x, state=batchnorm.init_state((-1, 3)), mask_constant=-1e3)
+    layernorm = stax.serial(stax.Dense(4), stax.LayerNorm())
+    with pytest.raises(NotImplementedError, match="LayerNorm: masked inputs"):
+        layernorm.apply(layernorm.init(jax.random.key(0), (-1, 3))[1], x, mask_constant=-1e3)

@@ -50,6 +50,10 @@ def test_forward_pass_equals_neural_tangents(case):
         assert len(jax.tree.leaves(template)) == len(leaves)
         params = _fill(template, iter(leaves))
         kwargs = {"pattern": jnp.asarray(DATA[f"{case}/pattern"])} if f"{case}/pattern" in DATA else {}
+        apply_fn = layer.apply
+        if f"{case}/mask_constant" in DATA:  # masked inputs: compare unmask_fn(apply_fn) outputs
+            kwargs["mask_constant"] = float(DATA[f"{case}/mask_constant"])
+            apply_fn = stax.unmask_fn(apply_fn)
         np.testing.assert_allclose(
-            layer.apply(params, jnp.asarray(x), **kwargs), DATA[f"{case}/y"], rtol=1e-10, atol=1e-12
+            apply_fn(params, jnp.asarray(x), **kwargs), DATA[f"{case}/y"], rtol=1e-10, atol=1e-12
         )

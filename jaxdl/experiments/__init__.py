@@ -5,7 +5,18 @@ An experiment is a module in this package that defines
 * ``NAME``: the name used on the command line (``jaxdl run NAME``),
 * ``DESCRIPTION``: one line shown by ``jaxdl list``,
 * ``run(out_dir, *, fast=False, seed=0) -> dict``: does the work, writes
-  ``<out_dir>/<NAME>.json`` plus its PNG figures, and returns the results dict.
+  ``<out_dir>/<NAME>.json`` plus its figure ``<out_dir>/<NAME>.png``, and returns the
+  results dict;
+
+and may define
+
+* ``FAST_MODE``: one line saying what ``--fast`` reduces (shown by ``jaxdl list``);
+* ``figure(results) -> matplotlib.figure.Figure``: the figure, drawn from the results
+  dict alone (no pyplot state), so it can be redrawn from the JSON;
+* ``summary(results) -> dict``: the headline figures the ``jaxdl`` command prints;
+* a ``resume`` keyword of ``run``: continue an interrupted run whose finished units of
+  work were saved in the JSON (:mod:`jaxdl.experiments.units`); an interrupt raises
+  :class:`jaxdl.experiments.units.Interrupted`.
 
 Modules are discovered by name, so adding an experiment is adding a file.
 Helpers shared by all experiments live in :mod:`jaxdl.experiments.report`.
@@ -14,11 +25,15 @@ Helpers shared by all experiments live in :mod:`jaxdl.experiments.report`.
 from __future__ import annotations
 
 import importlib
+import inspect
+import os
 import pkgutil
 from pathlib import Path
 from types import ModuleType
 
-_NOT_EXPERIMENTS = {"report"}
+from jaxdl.experiments import units
+
+_NOT_EXPERIMENTS = {"report", "units"}
 
 
 def available() -> dict[str, ModuleType]:
@@ -32,14 +47,44 @@ def available() -> dict[str, ModuleType]:
     return dict(sorted(found.items()))
 
 
-def run(name: str, out_dir: str | Path, *, fast: bool = False, seed: int = 0) -> dict:
-    """Run experiment ``name``, writing its JSON and figures under ``out_dir``."""
+def prepare_out_dir(out_dir: str | Path) -> Path:
+    """Create ``out_dir`` if needed; ``ValueError`` when it is a file, cannot be made or is not writable."""
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ValueError(f"output directory {str(out_dir)!r} is an existing file, not a directory")
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise ValueError(f"cannot create output directory {str(out_dir)!r}: {error.strerror or error}") from None
+    if not os.access(out_dir, os.W_OK | os.X_OK):
+        raise ValueError(f"output directory {str(out_dir)!r} is not writable")
+    return out_dir
+
+
+def supports_resume(module: ModuleType) -> bool:
+    """Whether the experiment's ``run`` takes ``resume`` (it saves finished units of work)."""
+    return "resume" in inspect.signature(module.run).parameters
+
+
+def run(name: str, out_dir: str | Path, *, fast: bool = False, seed: int = 0, resume: bool = False) -> dict:
+    """Run experiment ``name``, writing its JSON and figure under ``out_dir``.
+
+    ``resume=True`` continues an interrupted run saved in ``out_dir`` (experiments whose
+    ``run`` takes ``resume``). Raises ``ValueError`` for an unknown name or an unusable
+    ``out_dir``, and :class:`jaxdl.experiments.units.Interrupted` on Ctrl-C.
+    """
     experiments = available()
     if name not in experiments:
         raise ValueError(
             f"jaxdl.experiments.run: unknown experiment {name!r}; "
             f"expected one of {sorted(experiments)}"
         )
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    return experiments[name].run(out_dir, fast=fast, seed=seed)
+    module = experiments[name]
+    if resume and not supports_resume(module):
+        resumable = sorted(n for n, m in experiments.items() if supports_resume(m))
+        raise ValueError(f"jaxdl.experiments.run: {name} cannot resume (it saves no units of work); "
+                         f"experiments that can: {resumable}")
+    out_dir = prepare_out_dir(out_dir)
+    if supports_resume(module):
+        return module.run(out_dir, fast=fast, seed=seed, resume=resume)
+    return module.run(out_dir, fast=fast, seed=seed)

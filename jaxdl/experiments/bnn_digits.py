@@ -20,16 +20,18 @@ from pathlib import Path
 
 import jax
 import jax.numpy as jnp
-import matplotlib.pyplot as plt
 import numpy as np
 import optax
 
 from jaxdl import samplers, stax
 from jaxdl.data import load_digits
-from jaxdl.experiments.report import save_figure, write_json
+from jaxdl.experiments.report import colors, legend_outside, new_figure, progress, save_figure, write_json
 
 NAME = "bnn-digits"
 DESCRIPTION = "Bayesian MLP on digits via SGLD/SGHMC vs MAP and a deep ensemble: accuracy, NLL, calibration (ECE), reliability diagram"
+
+FAST_MODE = ("hidden width 32 (full: 100), 300 MAP steps (2000), 3 ensemble members (5), "
+             "burn-in 500 (5000), 30 samples (200) 20 steps apart (50)")
 
 NUM_BINS = 15
 
@@ -102,10 +104,13 @@ def run(out_dir: Path, *, fast: bool = False, seed: int = 0) -> dict:
         return params
 
     timings = {}
+    bar = progress(None, desc=NAME, total=3)
+    bar.set_postfix_str("MAP and deep ensemble")
     start = time.perf_counter()
     members = jax.jit(jax.vmap(fit_map))(jax.random.split(key_init, config["ensemble_size"]))
     jax.block_until_ready(members)
     timings["map_and_ensemble_s"] = time.perf_counter() - start
+    bar.update()
     map_params = jax.tree.map(lambda leaf: leaf[0], members)
     energies = -jax.vmap(log_posterior)(members)
 
@@ -128,13 +133,16 @@ def run(out_dir: Path, *, fast: bool = False, seed: int = 0) -> dict:
             key_sghmc,
         ),
     ):
+        bar.set_postfix_str(f"{name} chain")
         start = time.perf_counter()
         positions, infos = run_chain(algorithm, key)
         jax.block_until_ready(positions)
         timings[f"{name.lower()}_s"] = time.perf_counter() - start
+        bar.update()
         if bool(np.any(infos.is_divergent)):
             raise FloatingPointError(f"bnn-digits: the {name} chain diverged; lower its step size")
         chains[name] = positions
+    bar.close()
 
     x_test, y_test = jnp.asarray(dataset.x_test), dataset.y_test
     predictive = {
@@ -170,25 +178,46 @@ def run(out_dir: Path, *, fast: bool = False, seed: int = 0) -> dict:
         for metric in ("accuracy", "nll", "ece"):
             results[f"{metric}_{slug}"] = row[metric]
 
-    fig, (reliability_ax, bars_ax) = plt.subplots(1, 2, figsize=(11, 4.5))
-    reliability_ax.plot([0, 1], [0, 1], color="0.6", linestyle="--", label="perfect calibration")
-    for name, row in metrics.items():
-        filled = np.asarray(row["bin_count"]) > 0
-        reliability_ax.plot(
-            np.asarray(row["bin_confidence"])[filled],
-            np.asarray(row["bin_accuracy"])[filled],
-            marker="o",
-            label=f"{name} (ECE {row['ece']:.3f})",
-        )
-    reliability_ax.set(xlabel="confidence", ylabel="accuracy", title="reliability diagram (test set)")
-    reliability_ax.legend(fontsize=8)
-    names = list(metrics)
-    positions = np.arange(len(names))
-    bars_ax.bar(positions - 0.2, [metrics[n]["nll"] for n in names], width=0.4, label="NLL")
-    bars_ax.bar(positions + 0.2, [10 * metrics[n]["ece"] for n in names], width=0.4, label="10 x ECE")
-    bars_ax.set_xticks(positions, names, rotation=20, ha="right", fontsize=8)
-    bars_ax.set(title="test NLL and calibration error")
-    bars_ax.legend()
-    save_figure(fig, out_dir, f"{NAME}.png")
+    save_figure(figure(results), out_dir, f"{NAME}.png")
     write_json(out_dir, NAME, results)
     return results
+
+
+def summary(results: dict) -> dict:
+    """The headline figures of a run, for the ``jaxdl`` command's summary."""
+    return {f"{name}: accuracy / NLL / ECE": f"{row['accuracy']:.3f} / {row['nll']:.3f} / {row['ece']:.3f}"
+            for name, row in results["methods"].items()}
+
+
+def figure(results: dict):
+    """Reliability diagram, the number of test images per confidence bin, test NLL and ECE."""
+    metrics = results["methods"]
+    names = list(metrics)
+    fig, ((reliability_ax, counts_ax), (nll_ax, ece_ax)) = new_figure(
+        f"Bayesian MLP on {results['dataset']} ({results['num_test']} test images, {NUM_BINS} confidence bins)",
+        results["fast"], 2, 2, figsize=(13, 10))
+    reliability_ax.plot([0, 1], [0, 1], color="0.6", linestyle="--", label="perfect calibration")
+    edges = np.linspace(0.0, 1.0, NUM_BINS + 1)
+    centres = (edges[:-1] + edges[1:]) / 2
+    for (name, row), color in zip(metrics.items(), colors(len(metrics))):
+        counts = np.asarray(row["bin_count"])
+        filled = counts > 0
+        reliability_ax.plot(np.asarray(row["bin_confidence"], float)[filled], np.asarray(row["bin_accuracy"], float)[filled],
+                            marker="o", color=color, label=f"{name} (ECE {row['ece']:.3f})")
+        counts_ax.semilogy(centres[filled], counts[filled], "o-", color=color, label=name)
+    reliability_ax.set(xlabel="mean confidence in the bin", ylabel="accuracy in the bin",
+                       title="reliability diagram (test set)")
+    counts_ax.set(xlabel="confidence bin (centre)", ylabel="test images in the bin",
+                  title="bin counts of the reliability diagram", xlim=(0, 1))
+    positions = np.arange(len(names))
+    for ax, metric, label in ((nll_ax, "nll", "test negative log-likelihood (nats)"),
+                              (ece_ax, "ece", "expected calibration error")):
+        values = [metrics[n][metric] for n in names]
+        ax.bar(positions, values, color=colors(len(names)))
+        for x, value in zip(positions, values):
+            ax.annotate(f"{value:.3f}", (x, value), ha="center", va="bottom", fontsize=8)
+        ax.set_xticks(positions, names, rotation=20, ha="right", fontsize=8)
+        ax.set(xlabel="method", ylabel=label, title=f"test {metric.upper()} (lower is better)")
+    for ax in (reliability_ax, counts_ax):
+        legend_outside(ax, ncol=2)
+    return fig

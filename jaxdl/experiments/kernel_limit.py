@@ -25,13 +25,14 @@ gradient descent (``jaxdl.train.fit`` with ``optax.sgd``) on
 * ``ntk_drift_smooth`` and ``ntk_drift_flips``: the drift split in two with
   the ReLU gates ``1[z > 0]`` frozen at initialisation (:func:`frozen_gates`).
   The *smooth* part ``K(theta_T, gates_0) - K_0`` is what the weights' motion
-  does with every unit's on/off pattern fixed; it falls as ``1/m``, the rate
-  of smooth activations (Dyer & Gur-Ari 2020). The *flip* part
-  ``K_T - K(theta_T, gates_0)`` comes from units whose pre-activation changes
-  sign: a fraction ``~ m^-1/2`` of them flips, each changing the kernel by
-  ``O(1/m)``, and flips on and off nearly cancel, leaving a random sum of size
-  ``~ m^-3/4``. So a ReLU network's drift has slope between ``-1`` and
-  ``-3/4``, tending to ``-3/4`` as the flip part takes over at large width;
+  does with every unit's on/off pattern fixed; for smooth activations it would
+  fall as ``1/m`` (Dyer & Gur-Ari 2020). The *flip* part ``K_T - K(theta_T, gates_0)``
+  comes from units whose pre-activation changes sign: a fraction ``~ m^-1/2`` of
+  them flips, each changing the kernel by ``O(1/m)``, and flips on and off partly
+  cancel, which suggests ``~ m^-3/4``. Both are norms of the two matrices that sum
+  to ``K_T - K_0``, so they do not add up to the drift (only drift <= smooth + flip).
+  The full run measures slopes -0.91 (smooth) and -0.70 (flip), so the drift's
+  slope (-0.81) lies between them;
 * ``ntk_init_deviation``: ``||K_0 - K_inf||_F / ||K_inf||_F``, the distance of
   the empirical NTK at initialisation from the analytic one, a sum of ``m``
   independent terms, hence of slope ``-1/2``;
@@ -60,12 +61,12 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
-import matplotlib.pyplot as plt
 import numpy as np
 
 from jaxdl import optim, predict, stax, train
 from jaxdl.data import load_digits, one_hot
-from jaxdl.experiments.report import progress, save_figure, write_json
+from jaxdl.experiments.report import legend_outside, new_figure, save_figure, write_json
+from jaxdl.experiments.units import run_units
 from jaxdl.kernels.empirical import empirical_ntk_fn
 
 NAME = "kernel-limit"
@@ -73,6 +74,7 @@ DESCRIPTION = (
     "finite MLPs on digits approach the NTK: kernel drift ~ width^slope, "
     "prediction gap to the analytic NTK mean, NNGP/NTK vs finite-net accuracy"
 )
+FAST_MODE = "4 widths 32-256 (full: 7 widths 64-4096), 2 seeds (3), 48 training images (256), 40 GD steps (100)"
 
 
 class Config(NamedTuple):
@@ -272,58 +274,72 @@ def kernel_predictions(kernel_fn, problem: Problem, learning_rate: float, num_st
     return KernelPredictions(at_time(num_steps, problem.x_test, "ntk"), limits.ntk, limits.nngp)
 
 
-class WidthResult(NamedTuple):
-    """Per-seed measurements at one width: NTK drift (and its smooth and flip parts),
-    distance from the analytic NTK at initialisation, prediction gap, test accuracy,
-    final training loss."""
-
-    ntk_drift: list[float]
-    ntk_drift_smooth: list[float]
-    ntk_drift_flips: list[float]
-    ntk_init_deviation: list[float]
-    prediction_gap: list[float]
-    test_accuracy: list[float]
-    train_loss: list[float]
+MEASUREMENTS = ("ntk_drift", "ntk_drift_smooth", "ntk_drift_flips", "ntk_init_deviation", "prediction_gap",
+                "test_accuracy", "train_loss")
+"""What :func:`measure_seed` reports for one network: NTK drift (and its smooth and flip parts),
+distance from the analytic NTK at initialisation, prediction gap, test accuracy, final training loss."""
 
 
-def measure_width(config: Config, problem: Problem, width: int, learning_rate: float,
-                  ntk_train_train, ntk_mean, key, bar=None) -> WidthResult:
-    """Train ``config.num_seeds`` centred MLPs of ``width`` units and measure each.
+class WidthFunctions(NamedTuple):
+    """The jitted functions shared by every seed of one width."""
 
-    ``ntk_train_train: f[n, n]`` is the analytic NTK of the training set,
-    ``ntk_mean: f[n_test, c]`` the analytic NTK mean after ``config.num_steps`` steps.
-    """
-    layers = mlp_layers(width, config.depth, problem.num_classes, config.W_std, config.b_std)
+    init_fn: object
+    apply_fn: object
+    ntk_fn: object
+    gated_ntk_fn: object
+
+
+def width_functions(config: Config, width: int, num_classes: int) -> WidthFunctions:
+    """``init_fn``, ``apply_fn`` and the jitted empirical NTKs (free and with frozen gates) of one width."""
+    layers = mlp_layers(width, config.depth, num_classes, config.W_std, config.b_std)
     init_fn, apply_fn, _ = stax.serial(*layers)
     ntk_fn = jax.jit(empirical_ntk_fn(apply_fn, trace_axes=(-1,), vmap_axes=0))
     gated_ntk_fn = jax.jit(empirical_ntk_fn(frozen_gates(layers), trace_axes=(-1,), vmap_axes=0))
-    result = WidthResult([], [], [], [], [], [], [])
-    for seed_key in jax.random.split(key, config.num_seeds):
-        init_key, fit_key = jax.random.split(seed_key)
-        _, params_0 = init_fn(init_key, (-1, problem.x_train.shape[1]))
-        model = centred(apply_fn, params_0)
-        fit = train_gd(model, params_0, problem.x_train, problem.y_train, learning_rate,
-                       config.num_steps, fit_key)
-        params_t = fit.state.params
-        test_outputs = model(params_t, problem.x_test)
-        ntk_0 = ntk_fn(problem.x_train, None, params_0)
-        ntk_t = ntk_fn(problem.x_train, None, params_t)
-        ntk_t_gates_0 = gated_ntk_fn(problem.x_train, None, params_t, gate_params=params_0)
-        norm_0 = float(jnp.linalg.norm(ntk_0))
-        result.ntk_drift.append(relative_change(ntk_0, ntk_t))
-        result.ntk_drift_smooth.append(relative_change(ntk_0, ntk_t_gates_0))
-        result.ntk_drift_flips.append(float(jnp.linalg.norm(ntk_t - ntk_t_gates_0)) / norm_0)
-        result.ntk_init_deviation.append(relative_change(ntk_train_train, ntk_0))
-        result.prediction_gap.append(rms(test_outputs, ntk_mean))
-        result.test_accuracy.append(accuracy(test_outputs, problem.labels_test))
-        result.train_loss.append(float(mse(model(params_t, problem.x_train), problem.y_train)))
-        if bar is not None:
-            bar.update()
-    return result
+    return WidthFunctions(init_fn, apply_fn, ntk_fn, gated_ntk_fn)
 
 
-def study(config: Config, seed: int = 0) -> dict:
-    """Run the whole study of ``config``; returns the results dict (see :func:`run`)."""
+def measure_seed(config: Config, problem: Problem, functions: WidthFunctions, learning_rate: float,
+                 ntk_train_train, ntk_mean, seed_key) -> dict[str, float]:
+    """Train one centred MLP (initialised and shuffled from ``seed_key``) and measure it.
+
+    ``ntk_train_train: f[n, n]`` is the analytic NTK of the training set,
+    ``ntk_mean: f[n_test, c]`` the analytic NTK mean after ``config.num_steps`` steps.
+    Returns one float for each of :data:`MEASUREMENTS`.
+    """
+    init_key, fit_key = jax.random.split(seed_key)
+    _, params_0 = functions.init_fn(init_key, (-1, problem.x_train.shape[1]))
+    model = centred(functions.apply_fn, params_0)
+    fit = train_gd(model, params_0, problem.x_train, problem.y_train, learning_rate, config.num_steps, fit_key)
+    params_t = fit.state.params
+    test_outputs = model(params_t, problem.x_test)
+    ntk_0 = functions.ntk_fn(problem.x_train, None, params_0)
+    ntk_t = functions.ntk_fn(problem.x_train, None, params_t)
+    ntk_t_gates_0 = functions.gated_ntk_fn(problem.x_train, None, params_t, gate_params=params_0)
+    norm_0 = float(jnp.linalg.norm(ntk_0))
+    return {
+        "ntk_drift": relative_change(ntk_0, ntk_t),
+        "ntk_drift_smooth": relative_change(ntk_0, ntk_t_gates_0),
+        "ntk_drift_flips": float(jnp.linalg.norm(ntk_t - ntk_t_gates_0)) / norm_0,
+        "ntk_init_deviation": relative_change(ntk_train_train, ntk_0),
+        "prediction_gap": rms(test_outputs, ntk_mean),
+        "test_accuracy": accuracy(test_outputs, problem.labels_test),
+        "train_loss": float(mse(model(params_t, problem.x_train), problem.y_train)),
+    }
+
+
+def unit_key(width: int, seed_index: int) -> str:
+    """The name of one unit of work: one network of one width."""
+    return f"width={width},seed={seed_index}"
+
+
+def study(config: Config, seed: int = 0, *, out_dir: str | Path | None = None, resume: bool = False) -> dict:
+    """Run the whole study of ``config``; returns the results dict (see :func:`run`).
+
+    Each network (one width, one seed) is a unit of work (:func:`jaxdl.experiments.units.run_units`):
+    with ``out_dir`` the finished ones are saved as they come, so Ctrl-C keeps them and
+    ``resume=True`` continues. Network ``j`` of width ``i`` draws its keys from
+    ``split(split(key(seed), num_widths)[i], num_seeds)[j]`` whatever the order of the run.
+    """
     start = time.perf_counter()
     problem = load_problem(config.num_train, config.num_test, seed)
     _, _, kernel_fn = mlp(1, config.depth, problem.num_classes, config.W_std, config.b_std)
@@ -332,18 +348,28 @@ def study(config: Config, seed: int = 0) -> dict:
         predict.max_learning_rate(ntk_train_train, problem.y_train.size))
     kernels = kernel_predictions(kernel_fn, problem, learning_rate, config.num_steps)
 
-    per_width = {}
-    with progress(None, desc=NAME, total=len(config.widths) * config.num_seeds) as bar:
-        for width, key in zip(config.widths, jax.random.split(jax.random.key(seed), len(config.widths))):
-            bar.set_postfix(width=width)
-            per_width[width] = measure_width(config, problem, width, learning_rate, ntk_train_train,
-                                             kernels.ntk, key, bar)
+    seed_keys = {}
+    for width, width_key in zip(config.widths, jax.random.split(jax.random.key(seed), len(config.widths))):
+        for index, seed_key in enumerate(jax.random.split(width_key, config.num_seeds)):
+            seed_keys[unit_key(width, index)] = (width, seed_key)
+    functions = {}
 
-    def mean(field):
-        return [float(np.mean(getattr(per_width[w], field))) for w in config.widths]
+    def work(key):
+        width, seed_key = seed_keys[key]
+        if width not in functions:
+            functions.clear()  # one width at a time: free the previous width's compiled NTKs
+            functions[width] = width_functions(config, width, problem.num_classes)
+        return measure_seed(config, problem, functions[width], learning_rate, ntk_train_train, kernels.ntk,
+                            seed_key)
+
+    measured = run_units(NAME, list(seed_keys), work, out_dir=out_dir, resume=resume,
+                         settings={"config": config._asdict(), "seed": seed})
 
     def per_seed(field):
-        return [getattr(per_width[w], field) for w in config.widths]
+        return [[measured[unit_key(w, j)][field] for j in range(config.num_seeds)] for w in config.widths]
+
+    def mean(field):
+        return [float(np.mean(values)) for values in per_seed(field)]
 
     series = {}  # the measured quantity, per seed, and its log-log fit against width
     for field, fit_name in (("ntk_drift", "drift"), ("ntk_drift_smooth", "drift_smooth"),
@@ -379,64 +405,95 @@ def study(config: Config, seed: int = 0) -> dict:
     }
 
 
-def _loglog_series(ax, results: dict, name: str, slope_name: str, color: str, label: str):
-    """Per-seed points, seed means and the least-squares line of ``results[name]`` against width."""
+def _loglog_series(ax, results: dict, name: str, slope_name: str, color, label: str):
+    """Per-seed points, seed means and the least-squares line of ``results[name]`` against width;
+    one legend entry, which gives the fitted slope and its bootstrap interval."""
     widths = np.asarray(results["widths"], float)
     values = np.asarray(results[f"{name}_per_seed"], float)
     slope, intercept = results[f"{slope_name}_slope"], results[f"{slope_name}_intercept"]
-    fit_label = f"fit: slope {slope:.2f}"
+    label += f", slope {slope:.2f}"
     if results[f"{slope_name}_slope_interval"] is not None:
-        fit_label += " (95% [{:.2f}, {:.2f}])".format(*results[f"{slope_name}_slope_interval"])
+        label += " (95% [{:.2f}, {:.2f}])".format(*results[f"{slope_name}_slope_interval"])
     ax.loglog(np.repeat(widths, values.shape[1]), values.ravel(), ".", color=color, alpha=0.35)
     ax.loglog(widths, results[name], "o", color=color, label=label)
-    ax.loglog(widths, np.exp(intercept) * widths**slope, "-", color=color, label=fit_label)
+    ax.loglog(widths, np.exp(intercept) * widths**slope, "-", color=color)
 
 
-def plot(results: dict) -> plt.Figure:
+def figure(results: dict):
     """Drift and initial deviation of the NTK, the drift's smooth and flip parts, prediction
-    gap (log-log, fitted slopes) and test accuracy against width."""
+    gap (log-log, fitted slopes) and test accuracy against width, as a ``Figure``."""
     widths = np.asarray(results["widths"], float)
-    fig, (kernel_ax, parts_ax, gap_ax, acc_ax) = plt.subplots(1, 4, figsize=(21, 4.5))
+    fig, (kernel_ax, parts_ax, gap_ax, acc_ax) = new_figure(
+        f"Kernel limit on {results['dataset']}: {results['num_train']} training images, "
+        f"{results['depth']} hidden ReLU layers, {results['num_steps']} full-batch GD steps, "
+        f"{results['num_seeds']} seeds per width (small dots: single seeds)",
+        results.get("fast", False), 1, 4, figsize=(22, 6))
     _loglog_series(kernel_ax, results, "ntk_drift", "drift", "C0",
                    r"drift in training $\|K_T - K_0\|_F / \|K_0\|_F$")
     _loglog_series(kernel_ax, results, "ntk_init_deviation", "init_deviation", "C2",
                    r"at init. $\|K_0 - K_\infty\|_F / \|K_\infty\|_F$")
-    _loglog_series(gap_ax, results, "prediction_gap", "gap", "C3", "RMS(trained net - NTK mean), test set")
-    _loglog_series(parts_ax, results, "ntk_drift", "drift", "C0", "drift (total)")
-    _loglog_series(parts_ax, results, "ntk_drift_smooth", "drift_smooth", "C1", "smooth: gates frozen at init.")
-    _loglog_series(parts_ax, results, "ntk_drift_flips", "drift_flips", "C4", "from units that changed sign")
-    for ax, name in ((kernel_ax, "ntk_drift"), (gap_ax, "prediction_gap")):
-        ax.loglog(widths, results[name][0] * (widths / widths[0]) ** -0.5, ":", color="k",
-                  label=r"slope $-1/2$ (the notes' bound)" if ax is kernel_ax else r"slope $-1/2$")
-    for slope, style in ((-0.75, "--"), (-1.0, "-.")):
-        parts_ax.loglog(widths, results["ntk_drift"][0] * (widths / widths[0]) ** slope, style, color="k",
-                        alpha=0.6, label=f"slope ${slope:g}$")
-    for ax in (kernel_ax, parts_ax, gap_ax):
-        ax.set(xlabel="width m")
-        ax.legend(fontsize="small")
-    kernel_ax.set_title("empirical NTK: relative distances")
-    parts_ax.set_title(r"drift $= $ smooth ($\propto 1/m$) $+$ sign flips ($\propto m^{-3/4}$)")
-    gap_ax.set_title("trained nets vs the infinite-width prediction")
-    acc_ax.semilogx(widths, results["test_accuracy"], "o-", label="finite nets (mean over seeds)")
-    for name, style, label in (("ntk_test_accuracy", "--", "NTK mean at the same time"),
-                               ("ntk_inf_test_accuracy", ":", r"NTK, $t = \infty$"),
-                               ("nngp_test_accuracy", "-.", "NNGP posterior mean")):
-        acc_ax.axhline(results[name], linestyle=style, color="k", alpha=0.7, label=label)
+    kernel_ax.loglog(widths, results["ntk_drift"][0] * (widths / widths[0]) ** -0.5, ":", color="k",
+                     label=r"slope $-1/2$ (the notes' bound on the drift)")
+    kernel_ax.set(xlabel="width m", ylabel="relative Frobenius distance",
+                  title="empirical NTK: drift and distance from the limit")
+
+    _loglog_series(parts_ax, results, "ntk_drift", "drift", "C0", r"total $\|K_T - K_0\|_F$")
+    _loglog_series(parts_ax, results, "ntk_drift_smooth", "drift_smooth", "C1",
+                   r"smooth part $\|K(\theta_T, \mathrm{gates}_0) - K_0\|_F$")
+    _loglog_series(parts_ax, results, "ntk_drift_flips", "drift_flips", "C4",
+                   r"flip part $\|K_T - K(\theta_T, \mathrm{gates}_0)\|_F$")
+    parts_ax.set(xlabel="width m", ylabel=r"norm / $\|K_0\|_F$",
+                 title="drift split by freezing the ReLU gates at init.\n"
+                       f"total \u2264 smooth + flip (norms do not add); measured slopes "
+                       f"{results['drift_smooth_slope']:.2f} and {results['drift_flips_slope']:.2f}")
+
+    _loglog_series(gap_ax, results, "prediction_gap", "gap", "C3", "RMS(trained net - NTK mean)")
+    gap_ax.loglog(widths, results["prediction_gap"][0] * (widths / widths[0]) ** -0.5, ":", color="k",
+                  label=r"reference slope $-1/2$")
+    gap_ax.set(xlabel="width m", ylabel="RMS difference of test outputs",
+               title="trained nets vs the infinite-width prediction")
+
+    acc_ax.semilogx(widths, results["test_accuracy"], "o-", color="C0", label="finite nets (mean over seeds)")
+    for (name, style, label), color in zip((("ntk_test_accuracy", "--", "NTK mean at the same time"),
+                                            ("ntk_inf_test_accuracy", ":", r"NTK, $t = \infty$"),
+                                            ("nngp_test_accuracy", "-.", "NNGP posterior mean")), ("C1", "C2", "C3")):
+        acc_ax.axhline(results[name], linestyle=style, color=color, label=f"{label}: {results[name]:.3f}")
     acc_ax.set(xlabel="width m", ylabel="test accuracy", title="test accuracy")
-    acc_ax.legend(fontsize="small")
-    fig.suptitle(f"Kernel limit on {results['dataset']}: {results['num_train']} training images, "
-                 f"{results['depth']} hidden ReLU layers, {results['num_steps']} full-batch GD steps, "
-                 f"{results['num_seeds']} seeds per width")
+    for ax in (kernel_ax, parts_ax, gap_ax, acc_ax):
+        legend_outside(ax)
     return fig
 
 
-def run(out_dir: Path, *, fast: bool = False, seed: int = 0) -> dict:
-    """Run the study (``FAST`` or ``FULL``); writes ``kernel-limit.json`` and ``kernel-limit.png``."""
+def summary(results: dict) -> dict:
+    """The headline figures of a run, for the ``jaxdl`` command's summary."""
+    def slope(name):
+        text = f"{results[f'{name}_slope']:.2f}"
+        if results[f"{name}_slope_interval"] is not None:
+            text += " (95% [{:.2f}, {:.2f}])".format(*results[f"{name}_slope_interval"])
+        return text
+
+    return {
+        "NTK drift slope": slope("drift"),
+        "  smooth part / flip part slopes": f"{results['drift_smooth_slope']:.2f} / {results['drift_flips_slope']:.2f}",
+        "init. deviation slope": slope("init_deviation"),
+        "prediction gap, largest / smallest width": f"{results['gap_ratio_largest_to_smallest']:.3f}",
+        "test accuracy, widest net / NTK / NNGP": f"{results['test_accuracy'][-1]:.3f} / "
+        f"{results['ntk_test_accuracy']:.3f} / {results['nngp_test_accuracy']:.3f}",
+    }
+
+
+def run(out_dir: Path, *, fast: bool = False, seed: int = 0, resume: bool = False) -> dict:
+    """Run the study (``FAST`` or ``FULL``); writes ``kernel-limit.json`` and ``kernel-limit.png``.
+
+    The JSON holds the finished networks while the study runs (see :func:`study`);
+    ``resume=True`` continues an interrupted run in ``out_dir``.
+    """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     config = FAST if fast else FULL
-    results = study(config, seed)
+    results = study(config, seed, out_dir=out_dir, resume=resume)
     results["fast"] = fast
-    save_figure(plot(results), out_dir, f"{NAME}.png")
+    results["interrupted"] = False
+    save_figure(figure(results), out_dir, f"{NAME}.png")
     write_json(out_dir, NAME, results)
     return results

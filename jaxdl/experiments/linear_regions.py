@@ -27,7 +27,10 @@ import jax
 import numpy as np
 
 from jaxdl import stax
-from jaxdl.experiments.report import progress, save_figure, write_json
+from matplotlib import colormaps
+
+from jaxdl.experiments.report import legend_outside, new_figure, save_figure, write_json
+from jaxdl.experiments.units import run_units
 from jaxdl.theory.regions import (
     count_linear_regions,
     layerwise_region_bound,
@@ -40,6 +43,7 @@ from jaxdl.theory.regions import (
 
 NAME = "linear-regions"
 DESCRIPTION = "Linear regions of random ReLU nets vs width and depth, against the Zaslavsky and Montufar bounds"
+FAST_MODE = "widths 4, 8 (full: 4-32), depths 1, 2 (1-3), 1 net per cell (3), grid 160^2 (600^2), 2 constructions (8)"
 
 INPUT_DIM = 2
 HALF_WIDTH = 3.0
@@ -60,7 +64,17 @@ def _first_layer_lines(params):
     return normals, np.asarray(dense["b"]).reshape(-1)
 
 
-def run(out_dir: Path, *, fast: bool = False, seed: int = 0) -> dict:
+def network_key(seed: int, width: int, depth: int, index: int):
+    """The initialisation key of network ``index`` of the cell ``(width, depth)``: each network
+    is a function of its own name, so the figure can redraw one that the JSON counts."""
+    return jax.random.fold_in(jax.random.fold_in(jax.random.fold_in(jax.random.key(seed), width), depth), index)
+
+
+def run(out_dir: Path, *, fast: bool = False, seed: int = 0, resume: bool = False) -> dict:
+    """Count the regions of every cell ``(m, L)`` and of Montufar's construction (one unit of
+    work each, see :mod:`jaxdl.experiments.units`); writes ``linear-regions.json`` and ``.png``."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
     widths = [4, 8] if fast else [4, 8, 16, 32]
     depths = [1, 2] if fast else [1, 2, 3]
     networks_per_cell = 1 if fast else 3
@@ -68,49 +82,51 @@ def run(out_dir: Path, *, fast: bool = False, seed: int = 0) -> dict:
     bounds = (-HALF_WIDTH, HALF_WIDTH)
     construction_cells = [(4, 1), (4, 2)] if fast else [(4, 1), (4, 2), (4, 3), (4, 4), (5, 2), (5, 3), (6, 2), (8, 2)]
     construction_resolution = 400
-    key = jax.random.key(seed)
 
-    rows = []
-    cells = [(m, L) for L in depths for m in widths]
-    for width, depth in progress(cells, desc="linear regions"):
+    def random_cell(width, depth):
         init_fn, apply_fn, _ = relu_network(width, depth)
         counts, exact_counts = [], []
-        for _ in range(networks_per_cell):
-            key, init_key = jax.random.split(key)
-            _, params = init_fn(init_key, (-1, INPUT_DIM))
+        for index in range(networks_per_cell):
+            _, params = init_fn(network_key(seed, width, depth, index), (-1, INPUT_DIM))
             counts.append(count_linear_regions(apply_fn, params, bounds, resolution))
             if depth == 1:
                 exact_counts.append(line_arrangement_regions(*_first_layer_lines(params), bounds))
-        rows.append(
-            {
-                "width": width,
-                "depth": depth,
-                "counts": counts,
-                "mean_count": float(np.mean(counts)),
-                "exact_counts_in_box": exact_counts or None,
-                "zaslavsky_bound": zaslavsky_bound(width, INPUT_DIM),
-                "montufar_bound": montufar_bound(width, INPUT_DIM, depth),
-                "layerwise_upper_bound": layerwise_region_bound(width, INPUT_DIM, depth),
-            }
-        )
+        return {
+            "width": width,
+            "depth": depth,
+            "counts": counts,
+            "mean_count": float(np.mean(counts)),
+            "exact_counts_in_box": exact_counts or None,
+            "zaslavsky_bound": zaslavsky_bound(width, INPUT_DIM),
+            "montufar_bound": montufar_bound(width, INPUT_DIM, depth),
+            "layerwise_upper_bound": layerwise_region_bound(width, INPUT_DIM, depth),
+        }
 
-    constructed = []
-    for width, depth in progress(construction_cells, desc="montufar construction"):
+    def construction(width, depth):
         apply_fn, params = montufar_network(width, depth)
-        constructed.append(
-            {
-                "width": width,
-                "depth": depth,
-                "count": count_linear_regions(apply_fn, params, (0.0, 1.0), construction_resolution),
-                "montufar_bound": montufar_bound(width, INPUT_DIM, depth),
-            }
-        )
+        return {
+            "width": width,
+            "depth": depth,
+            "count": count_linear_regions(apply_fn, params, (0.0, 1.0), construction_resolution),
+            "montufar_bound": montufar_bound(width, INPUT_DIM, depth),
+        }
+
+    cells = {f"random m={m},L={L}": (random_cell, m, L) for L in depths for m in widths}
+    cells |= {f"construction m={m},L={L}": (construction, m, L) for m, L in construction_cells}
+    settings = {"fast": fast, "seed": seed, "widths": widths, "depths": depths,
+                "networks_per_cell": networks_per_cell, "resolution": resolution,
+                "construction_resolution": construction_resolution}
+    done = run_units(NAME, list(cells), lambda unit: cells[unit][0](*cells[unit][1:]), out_dir=out_dir,
+                     settings=settings, resume=resume)
+    rows = [done[unit] for unit in cells if unit.startswith("random")]
+    constructed = [done[unit] for unit in cells if unit.startswith("construction")]
 
     one_layer = [row for row in rows if row["depth"] == 1]
     grid_vs_exact = [abs(c - e) for row in one_layer for c, e in zip(row["counts"], row["exact_counts_in_box"])]
     results = {
         "description": DESCRIPTION,
         "fast": fast,
+        "interrupted": False,
         "seed": seed,
         "input_dim": INPUT_DIM,
         "box": [list(bounds), list(bounds)],
@@ -125,38 +141,59 @@ def run(out_dir: Path, *, fast: bool = False, seed: int = 0) -> dict:
         "one_layer_all_below_zaslavsky": all(max(r["counts"]) <= r["zaslavsky_bound"] for r in one_layer),
     }
     write_json(out_dir, NAME, results)
-    _figure(rows, constructed, depths, out_dir, key, resolution, bounds)
+    save_figure(figure(results), out_dir, f"{NAME}.png")
     return results
 
 
-def _figure(rows, constructed, depths, out_dir: Path, key, resolution, bounds) -> None:
-    import matplotlib.pyplot as plt
+def summary(results: dict) -> dict:
+    """The headline figures of a run, for the ``jaxdl`` command's summary."""
+    largest = max(results["rows"], key=lambda row: (row["depth"], row["width"]))
+    built = results["montufar_construction"]
+    return {
+        f"mean regions at m={largest['width']}, L={largest['depth']}": f"{largest['mean_count']:.1f} "
+        f"(Montufar's bound {largest['montufar_bound']}, layer-wise bound {largest['layerwise_upper_bound']})",
+        "Montufar's construction reaches its bound": f"{results['montufar_construction_exact_hits']} of {len(built)}",
+        "one layer: largest |grid count - exact|": results["one_layer_max_abs_grid_minus_exact"],
+    }
 
-    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
-    for depth in depths:
+
+def figure(results: dict):
+    """Mean region counts against the bounds (left) and the regions of the first network of the
+    largest cell (right), redrawn from its key: its count is the one the JSON reports."""
+    rows, constructed = results["rows"], results["montufar_construction"]
+    depths = sorted({row["depth"] for row in rows})
+    bounds = tuple(results["box"][0])
+    fig, (left, right) = new_figure(
+        f"Linear regions of random ReLU nets on R^2 (He init., unit-variance biases), "
+        f"{results['networks_per_cell']} net(s) per cell", results["fast"], 1, 2, figsize=(13, 5.8))
+    paired = colormaps["tab20"].colors  # dark shade: measured, light shade of the same hue: bound
+    for k, depth in enumerate(depths):
         cell = [r for r in rows if r["depth"] == depth]
         widths = [r["width"] for r in cell]
-        color = f"C{depth - 1}"
-        left.semilogy(widths, [r["mean_count"] for r in cell], "o-", color=color, label=f"measured, L={depth}")
-        left.semilogy(widths, [r["montufar_bound"] for r in cell], "--", color=color, label=f"Montufar, L={depth}")
-    widths = [r["width"] for r in rows if r["depth"] == 1]
-    left.semilogy(widths, [r["zaslavsky_bound"] for r in rows if r["depth"] == 1], "k:", label="Zaslavsky R(m)")
-    for depth in sorted({c["depth"] for c in constructed}):
+        left.semilogy(widths, [r["mean_count"] for r in cell], "o-", color=paired[2 * k],
+                      label=f"measured (mean), L={depth}")
+        left.semilogy(widths, [r["montufar_bound"] for r in cell], "--", color=paired[2 * k + 1],
+                      label=f"Montufar's bound, L={depth}")
         built = [c for c in constructed if c["depth"] == depth]
-        counts = [c["count"] for c in built]
-        left.semilogy([c["width"] for c in built], counts, "*", ms=9, color=f"C{depth - 1}", mfc="none")
-    left.plot([], [], "k*", mfc="none", label="Montufar's construction (= bound)")
-    left.set_xlabel("width m")
-    left.set_ylabel(f"linear regions in [{bounds[0]:g}, {bounds[1]:g}]^2")
-    left.set_title("ReLU nets on R^2")
-    left.legend(fontsize=7, ncol=2)
+        left.semilogy([c["width"] for c in built], [c["count"] for c in built], "*", ms=10,
+                      color=paired[2 * k], mfc="none")
+    widths = [r["width"] for r in rows if r["depth"] == 1]
+    left.semilogy(widths, [r["zaslavsky_bound"] for r in rows if r["depth"] == 1], ":", color="k",
+                  label="Zaslavsky R(m) (one layer's maximum)")
+    left.plot([], [], "*", color="0.5", mfc="none", label="Montufar's construction on [0, 1]^2 (= bound)")
+    left.set(xlabel="width m", ylabel=f"linear regions in [{bounds[0]:g}, {bounds[1]:g}]^2",
+             title="region counts against the bounds")
+    legend_outside(left, ncol=2)
 
-    init_fn, apply_fn, _ = relu_network(max(widths), max(depths))
-    _, params = init_fn(key, (-1, INPUT_DIM))
-    labels = linear_region_labels(apply_fn, params, bounds, resolution)
+    largest = max(rows, key=lambda row: (row["depth"], row["width"]))
+    width, depth = largest["width"], largest["depth"]
+    init_fn, apply_fn, _ = relu_network(width, depth)
+    _, params = init_fn(network_key(results["seed"], width, depth, 0), (-1, INPUT_DIM))
+    labels = linear_region_labels(apply_fn, params, bounds, results["resolution"])
     shuffled = np.random.default_rng(0).permutation(labels.max() + 1)[labels]
     right.imshow(shuffled.T, origin="lower", extent=[*bounds, *bounds], cmap="tab20", interpolation="nearest")
-    right.set_title(f"regions of one net, m={max(widths)}, L={max(depths)}: {labels.max() + 1}")
+    right.set_title(f"network 1 of the cell m={width}, L={depth}: {labels.max() + 1} regions\n"
+                    f"(JSON counts for this cell: {largest['counts']}; grid {results['resolution']}^2)")
     right.set_xlabel("x0")
     right.set_ylabel("x1")
-    save_figure(fig, out_dir, "linear_regions.png")
+    return fig

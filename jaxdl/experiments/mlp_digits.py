@@ -11,15 +11,15 @@ from pathlib import Path
 
 import jax
 import jax.numpy as jnp
-import matplotlib.pyplot as plt
 import optax
 
 from jaxdl import optim, stax, train
 from jaxdl.data import load_digits
-from jaxdl.experiments.report import save_figure, write_json
+from jaxdl.experiments.report import legend_outside, new_figure, save_figure, write_json
 
 NAME = "mlp-digits"
 DESCRIPTION = "stax MLP on the digits dataset, trained with train.fit and optax Adam: test accuracy and learning curves"
+FAST_MODE = "width 64 (full: 256), 6 epochs (30), learning rate 2e-2 (1e-2)"
 
 
 def cross_entropy(logits, labels):
@@ -61,6 +61,7 @@ def run(out_dir: Path, *, fast: bool = False, seed: int = 0) -> dict:
         "num_train": int(dataset.x_train.shape[0]),
         "num_test": int(dataset.x_test.shape[0]),
         "model": f"stax.serial(Dense({width}), Relu(), Dense({width}), Relu(), Dense(10)), ntk parameterisation",
+        "width": width,
         "optimizer": f"adam(learning_rate={learning_rate})",
         "num_epochs": num_epochs,
         "batch_size": batch_size,
@@ -70,18 +71,36 @@ def run(out_dir: Path, *, fast: bool = False, seed: int = 0) -> dict:
         "train_accuracy": float(accuracy(apply_fn(final_params, dataset.x_train), dataset.y_train)),
         "epoch": history["epoch"],
         "train_loss": history["train_loss"],
+        "test_epoch": history["eval_epoch"],
         "test_loss": history["eval_loss"],
         "test_accuracy_history": history["eval_accuracy"],
         "train_seconds": seconds,
     }
 
-    fig, (loss_ax, acc_ax) = plt.subplots(1, 2, figsize=(10, 4))
-    loss_ax.semilogy(history["epoch"], history["train_loss"], label="train (mean over the epoch)")
-    loss_ax.semilogy(history["eval_epoch"], history["eval_loss"], label="test")
-    loss_ax.set(xlabel="epoch", ylabel="cross-entropy", title="MLP on digits: loss")
-    loss_ax.legend()
-    acc_ax.plot(history["eval_epoch"], history["eval_accuracy"], color="C1")
-    acc_ax.set(xlabel="epoch", ylabel="test accuracy", title=f"final test accuracy {results['test_accuracy']:.3f}")
-    save_figure(fig, out_dir, f"{NAME}.png")
+    save_figure(figure(results), out_dir, f"{NAME}.png")
     write_json(out_dir, NAME, results)
     return results
+
+
+def summary(results: dict) -> dict:
+    """The headline figures of a run, for the ``jaxdl`` command's summary."""
+    return {
+        "test accuracy": f"{results['test_accuracy']:.4f}",
+        "train accuracy": f"{results['train_accuracy']:.4f}",
+        "epochs / training seconds": f"{results['num_epochs']} / {results['train_seconds']:.1f}",
+    }
+
+
+def figure(results: dict):
+    """Learning curves: train and test cross-entropy, and test accuracy, per epoch."""
+    fig, (loss_ax, acc_ax) = new_figure(
+        f"MLP on {results['dataset']}: 2 hidden ReLU layers of width {results['width']}, "
+        f"{results['optimizer']}, minibatches of {results['batch_size']}", results["fast"], 1, 2, figsize=(11, 4.8))
+    loss_ax.semilogy(results["epoch"], results["train_loss"], color="C0", label="train (mean over the epoch)")
+    loss_ax.semilogy(results["test_epoch"], results["test_loss"], color="C1", label="test (after the epoch)")
+    loss_ax.set(xlabel="epoch", ylabel="cross-entropy", title="loss")
+    legend_outside(loss_ax, ncol=2)
+    acc_ax.plot(results["test_epoch"], results["test_accuracy_history"], "o-", ms=3, color="C1", label="test")
+    acc_ax.set(xlabel="epoch", ylabel="test accuracy", title=f"final test accuracy {results['test_accuracy']:.3f}")
+    legend_outside(acc_ax)
+    return fig

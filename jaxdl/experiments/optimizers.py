@@ -22,17 +22,19 @@ from pathlib import Path
 
 import jax
 import jax.numpy as jnp
-import matplotlib.pyplot as plt
 import numpy as np
 import optax
 
 from jaxdl import optim, stax, train
 from jaxdl.data import load_digits
-from jaxdl.experiments.report import progress, save_figure, write_json
+from jaxdl.experiments.report import colors, legend_outside, new_figure, save_figure, write_json
+from jaxdl.experiments.units import run_units
 from jaxdl.theory import convergence
 
 NAME = "optimizers"
 DESCRIPTION = "every jaxdl.optim optimiser on an ill-conditioned quadratic (PL bound), a bilinear game and the digits MLP, with measured L and PL ratio"
+FAST_MODE = ("60 steps on the quadratic and the game (full: 300, 200); digits MLP of width 16 (128) on 256 images "
+             "(1347), 2 epochs (15), 3 optimisers (10), 10 GD steps of sharpness (300)")
 
 MU, L = 1.0, 100.0
 LEARNING_RATE_GRID = (1e-3, 3e-3, 1e-2, 3e-2, 1e-1, 3e-1, 1.0)
@@ -169,8 +171,9 @@ def accuracy(logits, labels):
     return jnp.mean(jnp.argmax(logits, axis=-1) == labels)
 
 
-def measure_theory(loss, params, key, x, y, apply_fn, num_eigenvalues):
-    """L, top Lanczos eigenvalues, PL ratio (h* = 0) and SGD gradient variance, in one jit."""
+def theory_fn(loss, key, x, y, apply_fn, num_eigenvalues, num_iterations):
+    """``params -> {L, top Lanczos eigenvalues, PL ratio (h* = 0), SGD gradient variance}``,
+    jitted once and used at initialisation and after training."""
     power_key, lanczos_key = jax.random.split(key)
     per_batch = lambda p, xb, yb: cross_entropy(apply_fn(p, xb), yb)
 
@@ -179,7 +182,7 @@ def measure_theory(loss, params, key, x, y, apply_fn, num_eigenvalues):
         return {
             "loss": loss(params),
             "L_hessian_top_eigenvalue": convergence.hessian_top_eigenvalue(
-                loss, params, key=power_key, num_iterations=100
+                loss, params, key=power_key, num_iterations=num_iterations
             ),
             "top_hessian_eigenvalues_lanczos": convergence.hessian_eigenvalues(
                 loss, params, num_eigenvalues, key=lanczos_key
@@ -188,132 +191,207 @@ def measure_theory(loss, params, key, x, y, apply_fn, num_eigenvalues):
             "sgd_gradient_variance": convergence.sgd_gradient_variance(per_batch, params, x, y),
         }
 
-    return {name: np.asarray(value).tolist() for name, value in measure(params).items()}
+    return lambda params: {name: np.asarray(value).tolist() for name, value in measure(params).items()}
 
 
-def mlp_experiment(key, fast):
-    width, num_epochs, num_train = (16, 2, 256) if fast else (128, 15, None)
-    dataset = load_digits(test_fraction=0.25, seed=0, num_train=num_train)
-    x, y = jnp.asarray(dataset.x_train), jnp.asarray(dataset.y_train)
-    init_fn, apply_fn, _ = stax.serial(stax.Dense(width), stax.Relu(), stax.Dense(width), stax.Relu(), stax.Dense(10))
-    init_key, theory_key, fit_key, sharpness_key = jax.random.split(key, 4)
-    _, params0 = init_fn(init_key, (-1, x.shape[1]))
-    loss = lambda p: cross_entropy(apply_fn(p, x), y)
+#: The optimisers trained on the digits MLP; fast mode trains the first three (each costs a compilation,
+#: which dominates a small run).
+MLP_OPTIMIZERS = ("sgd", "adam", "sgd_l1_prox", "heavy_ball", "nesterov", "adagrad", "rmsprop", "muon",
+                  "sgd_polyak_average", "sgd_weight_decay")
+FAST_MLP_OPTIMIZERS = MLP_OPTIMIZERS[:3]
 
-    at_init = measure_theory(loss, params0, theory_key, x, y, apply_fn, 3 if fast else 5)
-    eta = 1.0 / at_init["L_hessian_top_eigenvalue"]  # the GD step size of L-smoothness
-    optimizers = {
-        "sgd": (optim.sgd(eta), f"sgd(1/L0 = {eta:.3g})"),
-        "heavy_ball": (optim.heavy_ball(0.1 * eta, 0.9), f"heavy_ball(0.1/L0 = {0.1 * eta:.3g}, 0.9)"),
-        "nesterov": (optim.nesterov(0.1 * eta, 0.9), f"nesterov(0.1/L0 = {0.1 * eta:.3g}, 0.9)"),
-        "adagrad": (optim.adagrad(0.1), "adagrad(0.1)"),
-        "rmsprop": (optim.rmsprop(1e-2), "rmsprop(1e-2)"),
-        "adam": (optim.adam(1e-2), "adam(1e-2)"),
-        "muon": (optim.muon(0.1), "muon(0.1)"),
-        "sgd_polyak_average": (optim.polyak_averaging(optim.sgd(eta)), f"polyak_averaging(sgd({eta:.3g}))"),
-        "sgd_weight_decay": (optax.chain(optim.weight_decay(1e-4), optim.sgd(eta)), f"weight_decay(1e-4) + sgd({eta:.3g})"),
-        "sgd_l1_prox": (optax.chain(optim.sgd(eta), optim.l1_prox(1e-4, eta)), f"sgd({eta:.3g}) + l1_prox(1e-4)"),
-    }
-    runs = {}
-    trained = {}
-    for name, (optimizer, setting) in progress(optimizers.items(), "optimizers on digits", len(optimizers)):
+
+class DigitsMLP:
+    """The digits MLP problem: data, model, initial parameters and the theory measured at
+    initialisation (whose ``L`` sets the GD step ``eta = 1/L``); each optimiser's run and the
+    sharpness run are separate units of work (:meth:`train`, :meth:`sharpness`)."""
+
+    def __init__(self, key, fast: bool):
+        self.fast = fast
+        self.width, self.num_epochs, num_train = (16, 2, 256) if fast else (128, 15, None)
+        self.dataset = load_digits(test_fraction=0.25, seed=0, num_train=num_train)
+        x, y = jnp.asarray(self.dataset.x_train), jnp.asarray(self.dataset.y_train)
+        self.x, self.y = x, y
+        init_fn, self.apply_fn, _ = stax.serial(stax.Dense(self.width), stax.Relu(), stax.Dense(self.width),
+                                                stax.Relu(), stax.Dense(10))
+        init_key, theory_key, self.fit_key, self.sharpness_key = jax.random.split(key, 4)
+        _, self.params0 = init_fn(init_key, (-1, x.shape[1]))
+        self.loss = lambda p: cross_entropy(self.apply_fn(p, x), y)
+        self.measure = theory_fn(self.loss, theory_key, x, y, self.apply_fn, 3 if fast else 5, 50 if fast else 100)
+        self.at_init = self.measure(self.params0)
+        self.eta = 1.0 / self.at_init["L_hessian_top_eigenvalue"]  # the GD step size of L-smoothness
+
+    def optimizer(self, name: str):
+        """The optax transformation called ``name`` and a description of its setting."""
+        eta = self.eta
+        return {
+            "sgd": (optim.sgd(eta), f"sgd(1/L0 = {eta:.3g})"),
+            "heavy_ball": (optim.heavy_ball(0.1 * eta, 0.9), f"heavy_ball(0.1/L0 = {0.1 * eta:.3g}, 0.9)"),
+            "nesterov": (optim.nesterov(0.1 * eta, 0.9), f"nesterov(0.1/L0 = {0.1 * eta:.3g}, 0.9)"),
+            "adagrad": (optim.adagrad(0.1), "adagrad(0.1)"),
+            "rmsprop": (optim.rmsprop(1e-2), "rmsprop(1e-2)"),
+            "adam": (optim.adam(1e-2), "adam(1e-2)"),
+            "muon": (optim.muon(0.1), "muon(0.1)"),
+            "sgd_polyak_average": (optim.polyak_averaging(optim.sgd(eta)), f"polyak_averaging(sgd({eta:.3g}))"),
+            "sgd_weight_decay": (optax.chain(optim.weight_decay(1e-4), optim.sgd(eta)),
+                                 f"weight_decay(1e-4) + sgd({eta:.3g})"),
+            "sgd_l1_prox": (optax.chain(optim.sgd(eta), optim.l1_prox(1e-4, eta)), f"sgd({eta:.3g}) + l1_prox(1e-4)"),
+        }[name]
+
+    def train(self, name: str) -> dict:
+        """Minibatch training with optimiser ``name``; the Adam run also measures the theory after training."""
+        optimizer, setting = self.optimizer(name)
         result = train.fit(
-            apply_fn, params0, optimizer, (x, y), loss_fn=cross_entropy, key=fit_key,
-            num_epochs=num_epochs, batch_size=64, progress=False,
+            self.apply_fn, self.params0, optimizer, (self.x, self.y), loss_fn=cross_entropy, key=self.fit_key,
+            num_epochs=self.num_epochs, batch_size=64, progress=False,
         )
         params = result.state.params
         if name == "sgd_polyak_average":
             params = optim.averaged_params(result.state.opt_state)
-        trained[name] = params
-        runs[name] = {
+        run = {
             "setting": setting,
             "train_loss": result.history["train_loss"],
-            "test_accuracy": float(accuracy(apply_fn(params, dataset.x_test), dataset.y_test)),
+            "test_accuracy": float(accuracy(self.apply_fn(params, self.dataset.x_test), self.dataset.y_test)),
         }
         if name == "sgd_l1_prox":
             leaves = jax.tree.leaves(params)
-            runs[name]["fraction_of_zero_weights"] = float(
+            run["fraction_of_zero_weights"] = float(
                 sum(int(jnp.sum(leaf == 0)) for leaf in leaves) / sum(leaf.size for leaf in leaves)
             )
-    after_adam = measure_theory(loss, trained["adam"], theory_key, x, y, apply_fn, 3 if fast else 5)
+        if name == "adam":
+            run["theory_after_training"] = self.measure(params)
+        return run
 
-    gd_steps, every = (10, 5) if fast else (300, 20)
-    sharpness = convergence.sharpness_along_run(
-        loss, params0, optim.sgd(eta), gd_steps, key=sharpness_key, every=every, num_iterations=20
-    )
-    theory = {
-        "model": f"stax.serial(Dense({width}), Relu(), Dense({width}), Relu(), Dense(10)), ntk parameterisation",
-        "num_params": int(sum(leaf.size for leaf in jax.tree.leaves(params0))),
-        "num_train": int(x.shape[0]),
-        "at_init": at_init,
-        "after_adam": after_adam,
-        "gd_run": {
-            "learning_rate": eta,
+    def sharpness(self) -> dict:
+        """The top Hessian eigenvalue along a full-batch GD run with ``eta = 1/L0``."""
+        gd_steps, every = (10, 5) if self.fast else (300, 20)
+        sharpness = convergence.sharpness_along_run(
+            self.loss, self.params0, optim.sgd(self.eta), gd_steps, key=self.sharpness_key, every=every,
+            num_iterations=20
+        )
+        return {
+            "learning_rate": self.eta,
             "step": sharpness.step,
             "sharpness": sharpness.sharpness,
             "loss": sharpness.loss,
-            "edge_of_stability_2_over_eta": 2 / eta,
-        },
-    }
-    return runs, theory
+            "edge_of_stability_2_over_eta": 2 / self.eta,
+        }
 
 
 # --- run -------------------------------------------------------------------------------
 
 
-def run(out_dir: Path, *, fast: bool = False, seed: int = 0) -> dict:
+def run(out_dir: Path, *, fast: bool = False, seed: int = 0, resume: bool = False) -> dict:
+    """All three parts, each optimiser's digits run a unit of work of its own (see
+    :mod:`jaxdl.experiments.units`); writes ``optimizers.json`` and ``optimizers.png``."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     key = jax.random.key(seed)
     quadratic_key, mlp_key = jax.random.split(key)
     steps = 60 if fast else 300
-    quad_runs, quad_settings, pl_bound, gap0, quad_measured = quadratic_experiment(quadratic_key, steps)
-    game = game_experiment(60 if fast else 200)
-    mlp_runs, mlp_theory = mlp_experiment(mlp_key, fast)
+    game_steps = 60 if fast else 200
+    mlp_names = FAST_MLP_OPTIMIZERS if fast else MLP_OPTIMIZERS
+    digits = []  # built by the first digits unit that needs it (not at all when those are all resumed)
 
-    fig, axes = plt.subplots(2, 2, figsize=(13, 10))
-    ax = axes[0, 0]
-    floor = 1e-14
-    for name, gaps in quad_runs.items():
-        style = "o-" if name == "newton" else "-"
-        ax.semilogy(np.arange(len(gaps)), np.maximum(np.asarray(gaps), floor), style, label=name, lw=1.2)
-    ax.semilogy(np.arange(steps + 1), np.maximum(np.asarray(pl_bound), floor), "k--", lw=2, label="PL bound (1−μ/L)^t·gap0")
-    ax.set(xlabel="step", ylabel="h(W_t) − h*", title=f"ill-conditioned quadratic, κ = {L / MU:.0f}", ylim=(floor, gap0 * 10))
-    ax.legend(fontsize=7, ncol=2)
-    ax = axes[0, 1]
-    for name, norms in game.items():
-        ax.semilogy(norms, label=name)
-    ax.set(xlabel="step", ylabel="‖(θ, φ)‖", title="bilinear game min_θ max_φ θφ (η = 0.2)")
-    ax.legend()
-    ax = axes[1, 0]
-    for name, run_ in mlp_runs.items():
-        ax.semilogy(np.arange(1, len(run_["train_loss"]) + 1), run_["train_loss"],
-                    label=f"{name} (test acc {run_['test_accuracy']:.3f})")
-    ax.set(xlabel="epoch", ylabel="train cross-entropy", title="digits MLP, minibatch 64")
-    ax.legend(fontsize=7)
-    ax = axes[1, 1]
-    gd_run = mlp_theory["gd_run"]
-    ax.plot(gd_run["step"], gd_run["sharpness"], "o-", label="sharpness λ_max(∇²h)")
-    ax.axhline(gd_run["edge_of_stability_2_over_eta"], color="k", ls="--", label="2/η")
-    ax.set(xlabel="GD step", ylabel="λ_max", title=f"sharpness along full-batch GD, η = 1/L0 = {gd_run['learning_rate']:.3g}")
-    ax.legend()
-    save_figure(fig, out_dir, f"{NAME}.png")
+    def mlp():
+        if not digits:
+            digits.append(DigitsMLP(mlp_key, fast))
+        return digits[0]
 
+    def quadratic():
+        runs, settings, pl_bound, gap0, measured = quadratic_experiment(quadratic_key, steps)
+        return {"gap0": gap0, "settings": settings, "final_gap": {name: float(gaps[-1]) for name, gaps in runs.items()},
+                "gaps": runs, "pl_bound": pl_bound, "measured": measured}
+
+    def game():
+        norms = game_experiment(game_steps)
+        return {"final_norm": {name: path[-1] for name, path in norms.items()}, "norms": norms}
+
+    work = {"quadratic": quadratic, "bilinear game": game, "digits MLP: theory at init.": lambda: mlp().at_init}
+    work |= {f"digits MLP: {name}": (lambda name=name: mlp().train(name)) for name in mlp_names}
+    work["digits MLP: sharpness along GD"] = lambda: mlp().sharpness()
+    done = run_units(NAME, list(work), lambda unit: work[unit](), out_dir=out_dir, resume=resume,
+                     settings={"fast": fast, "seed": seed, "steps": steps, "mlp_optimizers": list(mlp_names)})
+
+    mlp_runs = {name: done[f"digits MLP: {name}"] for name in mlp_names}
+    gd_run = done["digits MLP: sharpness along GD"]
+    mlp_theory = {
+        "model": f"stax.serial(Dense({16 if fast else 128}), Relu(), Dense({16 if fast else 128}), Relu(), "
+                 "Dense(10)), ntk parameterisation",
+        "at_init": done["digits MLP: theory at init."],
+        "after_adam": mlp_runs["adam"]["theory_after_training"],
+        "gd_run": gd_run,
+    }
     results = {
         "fast": fast,
+        "interrupted": False,
         "seed": seed,
-        "quadratic": {
-            "gap0": gap0,
-            "settings": quad_settings,
-            "final_gap": {name: float(gaps[-1]) for name, gaps in quad_runs.items()},
-            "gaps": quad_runs,
-            "pl_bound": pl_bound,
-            "measured": quad_measured,
-        },
-        "bilinear_game": {"final_norm": {name: norms[-1] for name, norms in game.items()}, "norms": game},
+        "quadratic": done["quadratic"],
+        "bilinear_game": done["bilinear game"],
         "digits_mlp": {"runs": mlp_runs, "theory": mlp_theory},
         "seconds": time.perf_counter() - start,
     }
+    save_figure(figure(results), out_dir, f"{NAME}.png")
     write_json(out_dir, NAME, results)
     return results
+
+
+def summary(results: dict) -> dict:
+    """The headline figures of a run, for the ``jaxdl`` command's summary."""
+    final = results["quadratic"]["final_gap"]
+    game = results["bilinear_game"]["final_norm"]
+    runs = results["digits_mlp"]["runs"]
+    best = max(runs, key=lambda name: runs[name]["test_accuracy"])
+    gd_run = results["digits_mlp"]["theory"]["gd_run"]
+    return {
+        "quadratic final gap, GD / heavy ball / Nesterov": f"{final['gd']:.3g} / {final['heavy_ball']:.3g} / "
+        f"{final['nesterov']:.3g} (GD below the PL bound: {results['quadratic']['measured']['gd_below_pl_bound']})",
+        "bilinear game final |(theta, phi)|, GDA / extragradient / optimistic": f"{game['gda']:.3g} / "
+        f"{game['extragradient']:.3g} / {game['optimistic_gd']:.3g} (start 1.41)",
+        "digits MLP best test accuracy": f"{runs[best]['test_accuracy']:.3f} ({best})",
+        "digits MLP sharpness at the end of GD / 2/eta": f"{gd_run['sharpness'][-1]:.3g} / "
+        f"{gd_run['edge_of_stability_2_over_eta']:.3g}",
+    }
+
+
+def figure(results: dict):
+    """The four panels: quadratic gaps against the PL bound, the bilinear game, the digits MLP's
+    training losses and the sharpness along GD."""
+    fig, axes = new_figure("Optimisers of jaxdl.optim on three problems", results["fast"], 2, 2, figsize=(14, 13))
+    quadratic = results["quadratic"]
+    ax = axes[0, 0]
+    floor = 1e-14
+    for (name, gaps), color in zip(quadratic["gaps"].items(), colors(len(quadratic["gaps"]))):
+        style = "o-" if name == "newton" else "-"
+        ax.semilogy(np.arange(len(gaps)), np.maximum(np.asarray(gaps, float), floor), style, color=color, label=name,
+                    lw=1.2)
+    pl_bound = np.asarray(quadratic["pl_bound"], float)
+    ax.semilogy(np.arange(len(pl_bound)), np.maximum(pl_bound, floor), "--", color="k", lw=2,
+                label="PL bound (1-mu/L)^t gap0")
+    ax.set(xlabel="step t", ylabel="h(W_t) - h* (floored at 1e-14)",
+           title=f"ill-conditioned quadratic, kappa = {L / MU:.0f}", ylim=(floor, quadratic["gap0"] * 10))
+    legend_outside(ax, ncol=3)
+    ax = axes[0, 1]
+    norms = results["bilinear_game"]["norms"]
+    for (name, path), color in zip(norms.items(), colors(len(norms))):
+        ax.semilogy(path, color=color, label=name)
+    ax.set(xlabel="step", ylabel="distance from the equilibrium |(theta, phi)|",
+           title="bilinear game min_theta max_phi theta phi (eta = 0.2)")
+    legend_outside(ax, ncol=3)
+    ax = axes[1, 0]
+    runs = results["digits_mlp"]["runs"]
+    for (name, run_), color in zip(runs.items(), colors(len(runs))):
+        ax.semilogy(np.arange(1, len(run_["train_loss"]) + 1), run_["train_loss"], "o-", ms=3, color=color,
+                    label=f"{name} (test acc. {run_['test_accuracy']:.3f})")
+    ax.set(xlabel="epoch", ylabel="training cross-entropy (mean over the epoch)",
+           title="digits MLP, minibatches of 64")
+    legend_outside(ax, ncol=2)
+    ax = axes[1, 1]
+    gd_run = results["digits_mlp"]["theory"]["gd_run"]
+    ax.plot(gd_run["step"], gd_run["sharpness"], "o-", color="C0", label="sharpness lambda_max of the Hessian")
+    ax.axhline(gd_run["edge_of_stability_2_over_eta"], color="k", ls="--", label="2/eta (edge of stability)")
+    ax.set(xlabel="GD step", ylabel="top Hessian eigenvalue lambda_max",
+           title=f"sharpness along full-batch GD, eta = 1/L0 = {gd_run['learning_rate']:.3g}")
+    legend_outside(ax, ncol=2)
+    return fig

@@ -2,7 +2,9 @@
 
 * :func:`to_linen` — a stax model ``(init_fn, apply_fn[, kernel_fn])`` as a
   ``flax.linen`` module; its parameters are the stax parameter tree under
-  ``variables["params"]["stax"]``;
+  ``variables["params"]["stax"]``, and a stateful model's state (BatchNorm
+  statistics) is flax's ``"batch_stats"`` collection, updated the flax way:
+  ``module.apply(variables, x, train=True, mutable=["batch_stats"])``;
 * :func:`to_nnx` — the same as a ``flax.nnx`` module (parameters in one
   ``nnx.Param`` holding the stax tree);
 * :func:`from_linen` — a linen module as a stax pair ``(init_fn, apply_fn)``
@@ -46,18 +48,27 @@ class StaxLinen(linen.Module):
 
     init_fn: Callable
     apply_fn: Callable
+    state_init: Callable | None = None
 
     @linen.compact
-    def __call__(self, x, **kwargs):
+    def __call__(self, x, train: bool = False, **kwargs):
         params = self.param("stax", lambda key: self.init_fn(key, tuple(x.shape))[1])
-        return self.apply_fn(params, x, **kwargs)
+        if self.state_init is None:
+            return self.apply_fn(params, x, **kwargs)
+        state = self.variable("batch_stats", "stax", lambda: self.state_init(tuple(x.shape)))
+        y, new_state = self.apply_fn(params, x, state=state.value, train=train, **kwargs)
+        if train and not self.is_initializing() and self.is_mutable_collection("batch_stats"):
+            state.value = new_state
+        return y
 
 
 def to_linen(model) -> StaxLinen:
     """``model`` (a stax triple or ``Layer``) as a linen module: ``module.init(key, x)``,
-    ``module.apply(variables, x)``."""
+    ``module.apply(variables, x)``; for a stateful model ``module.apply(variables, x,
+    train=True, mutable=["batch_stats"]) -> (y, {"batch_stats": ...})`` (the default
+    ``train=False`` evaluates with the running statistics)."""
     init_fn, apply_fn = _stax_pair("to_linen", model)
-    return StaxLinen(init_fn, apply_fn)
+    return StaxLinen(init_fn, apply_fn, getattr(model, "state_init", None))
 
 
 class StaxNNX(nnx.Module):
@@ -83,8 +94,9 @@ def to_nnx(model, input_shape: Sequence[int], *, rngs: nnx.Rngs) -> StaxNNX:
 def from_linen(module: linen.Module) -> tuple[Callable, Callable]:
     """A linen module as ``(init_fn, apply_fn)`` on its ``"params"`` collection.
 
-    Modules with other collections (batch statistics) are refused: stax pairs
-    are stateless.
+    Modules with other collections (batch statistics) are refused: a stax pair
+    has no place for their state (wrap such a module by hand following the state
+    convention of :mod:`jaxdl.stax.layer`).
     """
     if not isinstance(module, linen.Module):
         raise TypeError(f"from_linen: expected a flax.linen.Module, got {type(module).__name__}")

@@ -12,7 +12,8 @@ and the NTK recursion ``Theta^{l+1} = K^{l+1} + W_std^2 E[phi'(u) phi'(v)] Theta
 layer; the per-layer rules live in :mod:`elementwise_rules`, :mod:`conv_rules` and
 here (affine, pooling, normalisation, branching). The whole computation is one
 ``jax.jit``-compiled function per (network, static options); the NTK is only
-computed when ``get`` asks for it. Masking (``mask_constant``) is not supported.
+computed when ``get`` asks for it. Masked inputs (``mask_constant``) follow
+:mod:`masking_rules`.
 """
 
 from __future__ import annotations
@@ -24,9 +25,17 @@ from collections.abc import Callable
 import jax
 import jax.numpy as jnp
 
-from jaxdl.kernels import conv_rules, elementwise_rules
-from jaxdl.kernels.kernel import Kernel
-from jaxdl.kernels.numerics import map_row_blocks, safe_sqrt
+from jaxdl.kernels import (
+    conv_rules,
+    custom_rules,
+    dot_general_rules,
+    elementwise_rules,
+    indexing_rules,
+    masking_rules,
+    resize_rules,
+)
+from jaxdl.kernels.kernel import Kernel, canonical_get
+from jaxdl.kernels.numerics import map_row_blocks, safe_sqrt, straight_through
 from jaxdl.kernels.layout import (
     diagonal_pairs,
     pairwise,
@@ -35,6 +44,11 @@ from jaxdl.kernels.layout import (
     zip_axes,
 )
 from jaxdl.kernels.requirements import NO, Diagonal, conv_dimension_numbers, layer_requirements
+
+_STATEFUL_OR_REPARAMETERISED = {
+    "BatchNorm": "a stateful layer (batch statistics couple the examples); no infinite-width kernel",
+    "WeightNorm": "the weight-normalised reparameterisation has no infinite-width kernel rule here",
+}
 
 _NO_CLOSED_FORM = {
     "Maxout": "Maxout",
@@ -72,6 +86,7 @@ class AnalyticKernelFn:
         self._compiled: dict = {}
 
     def __call__(self, x1_or_kernel, x2=None, get=None, **kwargs):
+        get = canonical_get(get)
         get_names = _check_get(self.name, get)
         pattern = kwargs.pop("pattern", None)
         mask_constant = kwargs.pop("mask_constant", None)
@@ -80,8 +95,8 @@ class AnalyticKernelFn:
             kwargs.pop(ignored, None)
         if kwargs:
             raise TypeError(f"{self.name}: unexpected keyword arguments {sorted(kwargs)}")
-        if mask_constant is not None:
-            raise NotImplementedError(f"{self.name}: masking (mask_constant) is not supported")
+        if mask_constant is not None and _all_kernels(x1_or_kernel):
+            raise ValueError(f"{self.name}: mask_constant applies to input arrays; Kernels carry their own masks")
         pattern = _split_pattern(pattern)
 
         if _all_kernels(x1_or_kernel) and x2 is None:
@@ -91,11 +106,11 @@ class AnalyticKernelFn:
         else:
             compute_ntk = get_names is None or "ntk" in get_names
             reqs = self._input_requirements(user)
-            key = ("inputs", compute_ntk, tuple(sorted(reqs.items())), x2 is None)
+            key = ("inputs", compute_ntk, tuple(sorted(reqs.items())), x2 is None, repr(mask_constant))
 
             def from_inputs(x1, x2, pattern):
                 kernels = _map_pair(
-                    lambda a, b: input_kernel(a, b, compute_ntk=compute_ntk, name=self.name, **reqs), x1, x2
+                    lambda a, b: _masked_input_kernel(a, b, mask_constant, compute_ntk, self.name, reqs), x1, x2
                 )
                 return self._propagate(kernels, pattern)
 
@@ -111,7 +126,8 @@ class AnalyticKernelFn:
         return self._compiled[key]
 
     def _propagate(self, kernels, pattern):
-        return apply_rule(self.spec, kernels, {"pattern": pattern})
+        out = apply_rule(self.spec, kernels, {"pattern": pattern})
+        return masking_rules.remask(out)  # masked outputs are zeroed (neural-tangents' unmask_fn)
 
     def _input_requirements(self, user: dict) -> dict:
         reqs = layer_requirements(self.spec)
@@ -209,6 +225,18 @@ def _to_presented(k: Kernel) -> Kernel:
 # --- the input kernel -------------------------------------------------------------------
 
 
+def _masked_input_kernel(x1, x2, mask_constant, compute_ntk, name, reqs):
+    """``input_kernel`` of the inputs with entries equal to ``mask_constant`` zeroed,
+    carrying their position masks (see :mod:`jaxdl.kernels.masking_rules`)."""
+    if mask_constant is None:
+        return input_kernel(x1, x2, compute_ntk=compute_ntk, name=name, **reqs)
+    mask1, x1 = masking_rules.input_mask(x1, mask_constant, reqs["batch_axis"], reqs["channel_axis"])
+    mask2, x2 = (None, None) if x2 is None else masking_rules.input_mask(
+        x2, mask_constant, reqs["batch_axis"], reqs["channel_axis"])
+    k = input_kernel(x1, x2, compute_ntk=compute_ntk, name=name, **reqs)
+    return k.replace(mask1=mask1, mask2=mask2)
+
+
 def input_kernel(x1, x2, *, diagonal_batch, diagonal_spatial, batch_axis, channel_axis, compute_ntk, name="kernel_fn"):
     """Empirical covariances of the inputs, ``x x'^T / n_features`` (NT's ``_inputs_to_kernel``).
 
@@ -295,9 +323,14 @@ def _diagonal_batch(nngp, diagonal_spatial):
 
 def apply_rule(spec, k, ctx):
     """Propagate kernel(s) ``k`` through the layer ``spec``."""
+    masked = spec.kind not in ("serial", "parallel", "repeat") and masking_rules.has_masks(k)
+    if masked:  # the layer sees its masked inputs zeroed
+        k = masking_rules.remask(k)
     out = _apply_layer_rule(spec, k, ctx)
     if spec.children and _lacks_apply_fn(spec):
         out = _keep_input_shapes(k, out)
+    if masked:
+        out = masking_rules.propagate(spec, k, out)
     return out
 
 
@@ -324,6 +357,8 @@ def _apply_layer_rule(spec, k, ctx):
     kind = spec.kind
     if kind in _NO_CLOSED_FORM:
         raise NotImplementedError(f"{kind}: no closed-form infinite-width kernel; use a Monte Carlo estimate")
+    if kind in _STATEFUL_OR_REPARAMETERISED:
+        raise NotImplementedError(f"{kind}: {_STATEFUL_OR_REPARAMETERISED[kind]}")
     if kind == "serial":
         for child in spec.children:
             k = apply_rule(child, k, ctx)
@@ -338,12 +373,16 @@ def _apply_layer_rule(spec, k, ctx):
         return [k] * int(spec.hyper["num"])
     if kind in ("FanInSum", "FanInProd", "FanInConcat"):
         return _fan_in(spec, k)
+    if kind == "Custom":
+        return custom_rules.custom(spec.hyper, k, ctx)
     if isinstance(k, (list, tuple)):
         raise ValueError(f"{kind}: expected one input kernel, got a list of {len(k)} (missing FanIn layer?)")
     _check_axes(spec, k)
     if kind in elementwise_rules.ELEMENTWISE_KINDS:
         return _elementwise(spec, k)
-    rule = _RULES.get(kind)
+    rule = _RULES.get(kind) or _LAYER_FAMILY_RULES.get(kind)
+    if masking_rules.has_masks(k):
+        rule = masking_rules.MASKED_RULES.get(kind, rule)
     if rule is None:
         from jaxdl.kernels import attention_rules
 
@@ -369,6 +408,8 @@ def _check_axes(spec, k: Kernel):
 
 def _repeat(spec, k, ctx):
     n = int(spec.hyper["n"])
+    if n == 0:
+        return k
     child = spec.children[0]
     k = apply_rule(child, k, ctx)
     if n == 1:
@@ -439,10 +480,12 @@ def _snap_correlation(c, q1, q2):
     (e.g. Erf with W_std > ~1.3): a rounding error of one ulp grows geometrically
     with depth and breaks positive semi-definiteness. Snapping keeps identical and
     collinear inputs exactly collinear; the change is below the dtype's resolution.
+    Derivatives are those of ``c`` (``straight_through``): differentiating the snap
+    would give ``sqrt(q1 q2)``'s second derivatives on the kernel diagonal.
     """
     s = safe_sqrt(q1) * safe_sqrt(q2)  # roots of the (small) variance arrays, then broadcast
     tol = 64 * jnp.finfo(c.dtype).eps
-    return jnp.where(jnp.abs(c) >= (1 - tol) * s, jnp.sign(c) * s, c)
+    return straight_through(jnp.where(jnp.abs(c) >= (1 - tol) * s, jnp.sign(c) * s, c), c)
 
 
 def _output_affine(mat, scale, shift):
@@ -688,6 +731,8 @@ def _conv(kind):
         conv_spec = [c for c in rhs_spec if c not in "IO"]
         filter_k = tuple(filter_shape[conv_spec.index(c)] for c in input_spec)
         strides_k = tuple(strides[conv_spec.index(c)] for c in input_spec)
+        dilation = tuple(hyper.get("rhs_dilation") or (1,) * n_spatial)
+        dilation_k = tuple(dilation[conv_spec.index(c)] for c in input_spec)
         covariance = {
             "Conv": conv_rules.conv_covariance,
             "ConvTranspose": conv_rules.conv_transpose_covariance,
@@ -695,6 +740,8 @@ def _conv(kind):
         }[kind]
 
         def unscaled(mat, batch_ndim):
+            if kind == "Conv":
+                return covariance(mat, batch_ndim, k.diagonal_spatial, filter_k, strides_k, padding, dilation_k)
             return covariance(mat, batch_ndim, k.diagonal_spatial, filter_k, strides_k, padding)
 
         def shift(mat, value, batch_ndim):
@@ -884,3 +931,6 @@ _RULES = {
     "ConvTranspose": _conv("ConvTranspose"),
     "ConvLocal": _conv("ConvLocal"),
 }
+
+# Layer families with their own rule modules (jaxdl/stax/<family>.py -> <family>_rules.py).
+_LAYER_FAMILY_RULES = {**dot_general_rules.RULES, **indexing_rules.RULES, **resize_rules.RULES}

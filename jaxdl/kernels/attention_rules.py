@@ -30,6 +30,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxdl.kernels import masking_rules
 from jaxdl.kernels.kernel import Kernel, reverse_spatial
 from jaxdl.kernels.layout import set_batch_diagonal, zip_axes
 from jaxdl.stax.attention import positional_covariance
@@ -75,13 +76,17 @@ def _rezip(flat, like_shape, batch_ndim: int):
     return zip_axes(flat.reshape(flat.shape[:batch_ndim] + tuple(spatial) * 2), batch_ndim)
 
 
-def _attention_weights(cov, diagonal_batch: bool, mechanism: str, QK_std: float):
-    """``G[i, x, y] = mechanism(QK_std * cov[i, x, y])``: f[n, T, T] from a ``cov1``/``cov2``."""
+def _attention_weights(cov, diagonal_batch: bool, mechanism: str, QK_std: float, key_mask=None):
+    """``G[i, x, y] = mechanism(QK_std * cov[i, x, y])``: f[n, T, T] from a ``cov1``/``cov2``.
+    ``key_mask``: bool[n, T], masked keys get no weight (-inf logits for the softmax)."""
     if cov is None:
         return None
     if not diagonal_batch:
         cov = jnp.moveaxis(jnp.diagonal(cov, axis1=0, axis2=1), -1, 0)
     logits = QK_std * _unzip(cov, 1)
+    if key_mask is not None:
+        fill = jnp.finfo(logits.dtype).min if mechanism == "SOFTMAX" else 0.0
+        logits = jnp.where(key_mask[:, None, :], jnp.asarray(fill, logits.dtype), logits)
     if mechanism == "SOFTMAX":
         return jax.nn.softmax(logits, axis=-1)
     return _MECHANISMS[mechanism](logits)
@@ -135,6 +140,12 @@ def global_self_attention(h, k: Kernel, ctx) -> Kernel:
         raise ValueError("GlobalSelfAttention: requires full spatial covariances, got diagonal_spatial=True")
     QK_std, OV_std, b_std, val_pos_emb = h["QK_std"], h["OV_std"], h["b_std"], h["val_pos_emb"]
     R1, R12, R2 = _positional_terms(h, k)
+    key_mask1 = key_mask2 = None
+    if masking_rules.has_masks(k):  # masked positions: no embeddings, never attended to
+        keep = masking_rules.visible_pairs(k)
+        R1, R12 = [None if R is None else jnp.where(keep[n], R, 0.0) for R, n in ((R1, "cov1"), (R12, "nngp"))]
+        R2 = None if R2 is None else jnp.where(keep["cov2"], R2, 0.0)
+        key_mask1, key_mask2 = masking_rules.key_masks(k)
 
     input_weight, pos_weight = 1.0, h["W_pos_emb_std"] ** 2
     if h["pos_emb_type"] == "CONCAT":  # the embedding channels' share of the key inputs
@@ -150,8 +161,9 @@ def global_self_attention(h, k: Kernel, ctx) -> Kernel:
     cov_batch = 1 if k.diagonal_batch else 2
 
     if linear_scaling:
-        G1 = _attention_weights(cov1_interp, k.diagonal_batch, mechanism, QK_std)
-        G2 = G1 if cov2_interp is None else _attention_weights(cov2_interp, k.diagonal_batch, mechanism, QK_std)
+        G1 = _attention_weights(cov1_interp, k.diagonal_batch, mechanism, QK_std, key_mask1)
+        G2 = G1 if cov2_interp is None else _attention_weights(
+            cov2_interp, k.diagonal_batch, mechanism, QK_std, key_mask2)
         values = lambda mat, interp: interp if val_pos_emb else mat  # noqa: E731
         cov1 = _affine(_weigh(values(k.cov1, cov1_interp), G1, G1, cov_batch), OV_std, b_std)
         cov2 = None if k.cov2 is None else _affine(_weigh(values(k.cov2, cov2_interp), G2, G2, cov_batch), OV_std, b_std)

@@ -11,7 +11,10 @@ filters. Pooling sums over all window pairs:
 Arrays keep the spatial axes in natural order (see :mod:`jaxdl.kernels.kernel`);
 each spatial axis is processed separately (the operations factor over axes).
 The padding of each axis follows ``jax.lax``'s ``SAME``/``VALID`` rules;
-``CIRCULAR`` wraps the kernel around, as the inputs are wrapped.
+``CIRCULAR`` wraps the kernel around, as the inputs are wrapped; ``CAUSAL``
+pads only before the input. A dilated filter (``rhs_dilation`` ``d``) reads
+offsets ``d t``: ``K'[x, x'] = W_std^2 / |F| * sum_t K[s x + d t, s x' + d t]
++ b_std^2``.
 """
 
 from __future__ import annotations
@@ -26,10 +29,13 @@ from jaxdl.kernels.layout import diagonal_pairs, zip_axes
 from jaxdl.kernels.requirements import conv_dimension_numbers
 
 
-def _pads(size: int, window: int, stride: int, padding: str) -> tuple[int, int]:
+def _pads(size: int, window: int, stride: int, padding: str, dilation: int = 1) -> tuple[int, int]:
+    extent = dilation * (window - 1) + 1
     if padding == "VALID":
         return (0, 0)
-    return tuple(lax.padtype_to_pads((size,), (window,), (stride,), "SAME")[0])
+    if padding == "CAUSAL":
+        return (extent - 1, 0)
+    return tuple(lax.padtype_to_pads((size,), (extent,), (stride,), "SAME")[0])
 
 
 def _pad_axes(mat, axes, pads, circular: bool):
@@ -39,13 +45,14 @@ def _pad_axes(mat, axes, pads, circular: bool):
     return jnp.pad(mat, widths, mode="wrap" if circular else "constant")
 
 
-def _window_sum(mat, axes, window: int, stride: int, paired_offsets: bool):
+def _window_sum(mat, axes, window: int, stride: int, paired_offsets: bool, dilation: int = 1):
     """Sum ``mat`` over windows along ``axes``.
 
     ``paired_offsets``: the same offset ``t`` on every axis of ``axes`` (a
     convolution's diagonal filter); otherwise all offset combinations (pooling).
+    ``dilation``: the window reads offsets ``0, d, 2d, ...``.
     """
-    out_size = (mat.shape[axes[0]] - window) // stride + 1
+    out_size = (mat.shape[axes[0]] - dilation * (window - 1) - 1) // stride + 1
     if out_size <= 0:  # the window does not fit: an empty output, as in jax.lax
         shape = list(mat.shape)
         for axis in axes:
@@ -65,7 +72,7 @@ def _window_sum(mat, axes, window: int, stride: int, paired_offsets: bool):
         for t in range(window):
             part = mat
             for axis in axes:
-                part = take(part, axis, t)
+                part = take(part, axis, dilation * t)
             total = part if total is None else total + part
         return total
     for axis in axes:
@@ -84,16 +91,17 @@ def _spatial_groups(mat, batch_ndim: int, diagonal_spatial: bool):
     return [tuple(batch_ndim + group * i + j for j in range(group)) for i in range(n)]
 
 
-def conv_covariance(mat, batch_ndim, diagonal_spatial, filter_shape, strides, padding):
-    """``1/|F| sum_t K[s x + t, s x' + t]`` (natural spatial order), unscaled by W_std."""
+def conv_covariance(mat, batch_ndim, diagonal_spatial, filter_shape, strides, padding, dilation=None):
+    """``1/|F| sum_t K[s x + d t, s x' + d t]`` (natural spatial order), unscaled by W_std."""
     if mat is None or mat.ndim == 0:
         return mat
-    for axes, window, stride in zip(
-        _spatial_groups(mat, batch_ndim, diagonal_spatial), filter_shape, strides
+    dilation = tuple(dilation or (1,) * len(filter_shape))
+    for axes, window, stride, d in zip(
+        _spatial_groups(mat, batch_ndim, diagonal_spatial), filter_shape, strides, dilation
     ):
-        pads = _pads(mat.shape[axes[0]], window, stride, padding)
+        pads = _pads(mat.shape[axes[0]], window, stride, padding, d)
         mat = _pad_axes(mat, axes, pads, padding == "CIRCULAR")
-        mat = _window_sum(mat, axes, window, stride, paired_offsets=True) / window
+        mat = _window_sum(mat, axes, window, stride, paired_offsets=True, dilation=d) / window
     return mat
 
 
@@ -201,9 +209,16 @@ def conv_output_shape(kind, hyper, shape):
     spatial_specs = [c for c in rhs_spec if c not in "IO"]
     in_chan = shape[lhs_spec.index("C")]
     rhs = [1 if c == "O" else in_chan if c == "I" else filter_shape[spatial_specs.index(c)] for c in rhs_spec]
-    op = lax.conv_transpose if kind == "ConvTranspose" else lax.conv_general_dilated
+    dn = (lhs_spec, rhs_spec, out_spec)
+    if kind == "ConvTranspose":
+        op = lambda a, b: lax.conv_transpose(a, b, strides, padding, dimension_numbers=dn)
+    else:
+        dilation = tuple(hyper.get("rhs_dilation") or (1,) * len(filter_shape))
+        if padding == "CAUSAL":
+            padding = [(d * (k - 1), 0) for k, d in zip(filter_shape, dilation)]
+        op = lambda a, b: lax.conv_general_dilated(a, b, strides, padding, rhs_dilation=dilation, dimension_numbers=dn)
     out = jax.eval_shape(
-        lambda a, b: op(a, b, strides, padding, dimension_numbers=(lhs_spec, rhs_spec, out_spec)),
+        op,
         jax.ShapeDtypeStruct(tuple(shape), jnp.float32),
         jax.ShapeDtypeStruct(tuple(rhs), jnp.float32),
     ).shape

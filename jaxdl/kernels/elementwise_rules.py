@@ -31,17 +31,19 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxdl.kernels import quadrature
-from jaxdl.kernels.numerics import arctan2, safe_divide, safe_sqrt
+from jaxdl.kernels.numerics import arctan2, safe_divide, safe_sqrt, straight_through
 
 
 def cosine_and_angle(c, q1, q2):
     """``(s, cos t, sin t, t)`` for the angle ``t`` between two Gaussian inputs.
 
-    ``s = sqrt(q1 q2)``; the cosine is clipped to [-1, 1]; for a zero variance the
-    angle is pi/2 (the inputs are orthogonal), as in neural-tangents.
+    ``s = sqrt(q1 q2)``; the cosine is clipped to [-1, 1] (derivatives are those of
+    the unclipped ``c / s``: the clip only removes rounding error); for a zero
+    variance the angle is pi/2 (the inputs are orthogonal), as in neural-tangents.
     """
     s = safe_sqrt(q1) * safe_sqrt(q2)  # roots of the (small) variance arrays, then broadcast
-    cos = jnp.clip(safe_divide(c, s), -1.0, 1.0)
+    cos = safe_divide(c, s)
+    cos = straight_through(jnp.clip(cos, -1.0, 1.0), cos)
     sin = safe_sqrt((1.0 - cos) * (1.0 + cos))
     angle = arctan2(sin, cos)
     return s, cos, sin, angle
@@ -265,6 +267,7 @@ def _arc_cosine_j(degree: int, angle, sin, cos):
     # integrated with Gauss-Legendre on [t, pi] (the integrand is a smooth
     # trigonometric polynomial times (pi - r), so 32 nodes are exact to rounding).
     nodes, weights = np.polynomial.legendre.leggauss(32)
+    nodes, weights = (a.reshape((1,) * jnp.ndim(angle) + (-1,)) for a in (nodes, weights))  # explicit ranks
     half = (math.pi - angle) / 2
     r = angle[..., None] + half[..., None] * (nodes + 1)
     inner = _arc_cosine_j(degree - 1, r, jnp.sin(r), jnp.cos(r)) * jnp.sin(r)

@@ -29,9 +29,16 @@ the whole kernel is computed by Jacobian contraction (``STRUCTURED_DERIVATIVES``
 says so in a warning).
 
 ``vmap_axes`` (NT semantics): ``None`` treats ``f`` as a function of the whole
-batch (always correct); an int ``a`` (or a triple ``(x_axis, fx_axis,
-kw_axes)``) declares that examples along that axis are independent, so the
-derivatives are taken per example under ``jax.vmap`` (much faster).
+batch (always correct); otherwise it declares that examples are independent
+along the given axes, so the derivatives are taken per example under
+``jax.vmap`` (much faster). It is a triple ``(in_axes, out_axes, kwargs_axes)``
+or a single value used as both ``in_axes`` and ``out_axes``; ``in_axes`` is an
+int or a pytree prefix of ``x`` (per input leaf; ``None`` = shared by all
+examples), ``out_axes`` an int or a pytree prefix of ``f(x)`` (per output
+leaf), ``kwargs_axes`` a dict from keyword names to such axes.
+
+Zero-size outputs give empty kernels; a trace over an axis of size 0 is the
+empty sum, 0. Repeated axes in ``trace_axes``/``diagonal_axes`` count once.
 
 Written by hand: JAX offers the derivatives but no kernel assembly with NT's
 trace/diagonal conventions, and neural-tangents does not run on current JAX.
@@ -52,6 +59,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxdl.kernels import structured
+from jaxdl.kernels.kernel import canonical_get
 
 _OUT_LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 _KERNEL_NAMES = ("nngp", "ntk")
@@ -78,10 +86,7 @@ def _canonical_axes(name: str, axes, ndim: int) -> tuple[int, ...]:
         raise TypeError(f"{name}: expected a tuple of ints for the axes, got {axes!r}")
     if any(not -ndim <= a < ndim for a in axes):
         raise ValueError(f"{name}: axes {axes} do not fit an output of rank {ndim}")
-    canonical = tuple(sorted(a % ndim for a in axes))
-    if len(set(canonical)) != len(canonical):
-        raise ValueError(f"{name}: repeated axes in {axes}")
-    return canonical
+    return tuple(sorted({a % ndim for a in axes}))  # repeated axes count once, as in NT
 
 
 def _kernel_labels(name, shape1, shape2, trace_axes, diagonal_axes, batch_axis=None):
@@ -120,7 +125,8 @@ def _kernel_labels(name, shape1, shape2, trace_axes, diagonal_axes, batch_axis=N
     if batch_axis is not None:
         order = [batch_axis] + [a for a in range(ndim) if a != batch_axis]
         l1, l2 = [l1[a] for a in order], [l2[a] for a in order]
-    size = math.prod(shape1[a] for a in trace)
+    # An average over traced axes; over an empty axis it is the empty sum, 0 (no 0/0).
+    size = max(math.prod(shape1[a] for a in trace), 1)
     return "".join(l1), "".join(l2), "".join(out), size
 
 
@@ -142,20 +148,47 @@ def _split_kwargs(kwargs: dict, x2_given: bool):
 
 
 def _vmap_axes(name, vmap_axes):
-    """(x_axis, fx_axis, kw_axes) or None."""
+    """``(in_axes, out_axes, kwargs_axes)`` or None (NT's reading: a triple, or one value
+    for both ``in_axes`` and ``out_axes``). ``in_axes``/``out_axes`` are ints or pytree
+    prefixes of ``x``/``f(x)`` with int (or, for inputs, None) leaves."""
     if vmap_axes is None:
         return None
     if isinstance(vmap_axes, tuple) and len(vmap_axes) == 3:
-        x_axis, fx_axis, kw_axes = vmap_axes
-        kw_axes = dict(kw_axes or {})
-    elif isinstance(vmap_axes, int) and not isinstance(vmap_axes, bool):
-        x_axis, fx_axis, kw_axes = vmap_axes, vmap_axes, {}
+        in_axes, out_axes, kw_axes = vmap_axes
     else:
-        raise TypeError(f"{name}: expected vmap_axes None, an int or (x_axis, fx_axis, kw_axes), "
-                        f"got {vmap_axes!r}")
-    if not all(isinstance(a, int) for a in (x_axis, fx_axis)):
-        raise TypeError(f"{name}: expected int x_axis and fx_axis in vmap_axes, got {vmap_axes!r}")
-    return x_axis, fx_axis, kw_axes
+        in_axes, out_axes, kw_axes = vmap_axes, vmap_axes, {}
+    if kw_axes is None:
+        kw_axes = {}
+    if not isinstance(kw_axes, dict):
+        raise TypeError(f"{name}: expected the kwargs_axes of vmap_axes to be a dict, got {kw_axes!r}")
+    for what, axes in (("in_axes", in_axes), ("out_axes", out_axes), ("kwargs_axes", kw_axes)):
+        for axis in jax.tree.leaves(axes):
+            if isinstance(axis, bool) or not isinstance(axis, (int, np.integer)):
+                raise TypeError(f"{name}: expected int (or None) leaves in the {what} of vmap_axes, "
+                                f"got {vmap_axes!r}")
+    return in_axes, out_axes, kw_axes
+
+
+def _per_leaf_axes(name, what, axes, tree) -> list:
+    """``axes`` (a pytree prefix of ``tree``) broadcast to one axis (or None) per leaf of ``tree``,
+    made non-negative."""
+    per_leaf = []
+
+    def expand(axis, subtree):
+        for leaf in jax.tree.leaves(subtree):
+            if axis is not None and not -jnp.ndim(leaf) <= axis < jnp.ndim(leaf):
+                raise ValueError(f"{name}: vmap_axes {what} axis {axis} does not fit a leaf of shape "
+                                 f"{jnp.shape(leaf)}")
+            per_leaf.append(None if axis is None else int(axis) % jnp.ndim(leaf))
+
+    try:
+        jax.tree.map(expand, axes, tree, is_leaf=lambda a: a is None)
+    except (ValueError, TypeError) as error:
+        if str(error).startswith(name):
+            raise
+        raise ValueError(f"{name}: vmap_axes {what} {axes!r} is not a prefix of the structure "
+                         f"{jax.tree.structure(tree)}") from None
+    return per_leaf
 
 
 class _Side:
@@ -170,33 +203,47 @@ class _Side:
         self.leaves, self.treedef = jax.tree.flatten(params)
         x_leaves, x_def = jax.tree.flatten(x)
         self.vmap = vmap
-        kw_axes = vmap[2] if vmap else {}
+        in_axes, out_axes, kw_axes = vmap if vmap else (None, None, {})
         mapped_keys = [k for k in kwargs if k in kw_axes and kw_axes[k] is not None]
         fixed = {k: v for k, v in kwargs.items() if k not in mapped_keys}
-        self.inputs = x_leaves + [kwargs[k] for k in mapped_keys]
+        kw_leaves, kw_defs = [], []
+        for k in mapped_keys:
+            leaves, treedef = jax.tree.flatten(kwargs[k])
+            kw_leaves.append(leaves)
+            kw_defs.append(treedef)
+        self.inputs = x_leaves + [leaf for leaves in kw_leaves for leaf in leaves]
         n_x = len(x_leaves)
         full_out = jax.eval_shape(lambda p: f(p, x, **kwargs), params)
         self.out_def = jax.tree.structure(full_out)
         self.full_shapes = [tuple(o.shape) for o in jax.tree.leaves(full_out)]
         if vmap:
-            x_axis, fx_axis, _ = vmap
-            self.in_axes = [x_axis % jnp.ndim(v) for v in x_leaves] + [
-                kw_axes[k] % jnp.ndim(kwargs[k]) for k in mapped_keys
-            ]
-            sizes = {v.shape[a] for v, a in zip(self.inputs, self.in_axes)}
+            self.in_axes = _per_leaf_axes(name, "in_axes", in_axes, x)
+            for k in mapped_keys:
+                self.in_axes += _per_leaf_axes(name, f"kwargs_axes[{k!r}]", kw_axes[k], kwargs[k])
+            sizes = {v.shape[a] for v, a in zip(self.inputs, self.in_axes) if a is not None}
             if len(sizes) != 1:
-                raise ValueError(f"{name}: vmapped inputs disagree on the batch size: {sorted(sizes)}")
+                raise ValueError(f"{name}: vmapped inputs disagree on the batch size (or none is "
+                                 f"mapped): {sorted(sizes)}")
             self.batch_size = sizes.pop()
-            self.fx_axes = [fx_axis % len(s) for s in self.full_shapes]
+            self.fx_axes = _per_leaf_axes(name, "out_axes", out_axes, full_out)
+            if any(a is None for a in self.fx_axes):
+                raise ValueError(f"{name}: every output needs a vmap_axes out_axes axis, got {out_axes!r}")
+            bad = [s for s, a in zip(self.full_shapes, self.fx_axes) if s[a] != self.batch_size]
+            if bad:
+                raise ValueError(f"{name}: outputs of shapes {bad} do not have the batch size "
+                                 f"{self.batch_size} along their vmap_axes out_axes {out_axes!r}")
         else:
             self.in_axes = None
 
         def chunk(leaves, inputs):
             p = jax.tree.unflatten(self.treedef, leaves)
             if vmap:
-                inputs = [jnp.expand_dims(v, a) for v, a in zip(inputs, self.in_axes)]
+                inputs = [v if a is None else jnp.expand_dims(v, a) for v, a in zip(inputs, self.in_axes)]
             xs = jax.tree.unflatten(x_def, inputs[:n_x])
-            kw = dict(fixed, **dict(zip(mapped_keys, inputs[n_x:])))
+            kw, start = dict(fixed), n_x
+            for k, treedef in zip(mapped_keys, kw_defs):
+                kw[k] = jax.tree.unflatten(treedef, inputs[start:start + treedef.num_leaves])
+                start += treedef.num_leaves
             outs = jax.tree.leaves(f(p, xs, **kw))
             if vmap:
                 outs = [jnp.squeeze(o, a) for o, a in zip(outs, self.fx_axes)]
@@ -221,7 +268,7 @@ class _Side:
 
     def chunk_inputs_abstract(self):
         if self.vmap:
-            return [jax.ShapeDtypeStruct(tuple(np.delete(v.shape, a)), v.dtype)
+            return [jax.ShapeDtypeStruct(tuple(v.shape) if a is None else tuple(np.delete(v.shape, a)), v.dtype)
                     for v, a in zip(self.inputs, self.in_axes)]
         return [jax.ShapeDtypeStruct(jnp.shape(v), jnp.result_type(v)) for v in self.inputs]
 
@@ -246,16 +293,28 @@ def _labels_per_output(name, side1, side2, trace_axes, diagonal_axes):
 # --- NNGP ---------------------------------------------------------------------------
 
 
-def empirical_nngp_fn(f: Callable, trace_axes=(-1,), diagonal_axes=()) -> Callable:
+def empirical_nngp_fn(f: Callable, trace_axes=(-1,), diagonal_axes=(), vmap_axes=None) -> Callable:
     """``nngp_fn(x1, x2, params, **kwargs)``: the empirical NNGP ``f(x1) f(x2)^T``.
 
     Shape: ``zip(f(x1).shape, f(x2).shape)`` without the traced axes, with
-    diagonal axes once (see the module docstring).
+    diagonal axes once (see the module docstring). ``vmap_axes`` (as in
+    :func:`empirical_ntk_fn`; not an NT argument of this function) evaluates
+    ``f`` example by example under ``jax.vmap``; the result is the same.
     """
     name = "empirical_nngp_fn"
     _check_callable(name, f)
+    vmap = _vmap_axes(name, vmap_axes)
 
     def nngp_fn(x1, x2, params, **apply_fn_kwargs):
+        if vmap is not None:
+            side1, side2 = _sides(name, f, x1, x2, params, apply_fn_kwargs, vmap)
+            labels = _labels_per_output(name, side1, side2, trace_axes, diagonal_axes)
+            outputs = lambda side: side.per_chunk(lambda inputs: side.chunk(side.leaves, inputs))  # noqa: E731
+            out1 = outputs(side1)
+            out2 = out1 if side2 is side1 else outputs(side2)
+            kernels = [jnp.einsum(f"{l1},{l2}->{lo}", o1, o2, precision=_HIGHEST) / size
+                       for o1, o2, (l1, l2, lo, size) in zip(out1, out2, labels)]  # fmt: skip
+            return jax.tree.unflatten(side1.out_def, kernels)
         kwargs1, kwargs2 = _split_kwargs(apply_fn_kwargs, x2 is not None)
         out1 = f(params, x1, **kwargs1)
         out2 = out1 if x2 is None else f(params, x2, **kwargs2)
@@ -286,14 +345,19 @@ def _jacobian_contraction(name, f, trace_axes, diagonal_axes, vmap):
         for k, (l1, l2, lo, size) in enumerate(labels):
             n1, n2 = len(l1), len(l2)
             terms = [
-                jnp.einsum(f"{l1}z,{l2}z->{lo}", a.reshape(a.shape[:n1] + (-1,)),
-                           b.reshape(b.shape[:n2] + (-1,)), precision=_HIGHEST)
+                jnp.einsum(f"{l1}z,{l2}z->{lo}", _flat_tail(a, n1), _flat_tail(b, n2), precision=_HIGHEST)
                 for a, b in zip(j1[k], j2[k])
             ]  # fmt: skip
             kernels.append(_sum(terms, labels[k], side1, side2, k) / size)
         return jax.tree.unflatten(side1.out_def, kernels)
 
     return ntk_fn
+
+
+def _flat_tail(a, n: int):
+    """Merge the axes after the first ``n`` (the parameter axes) into one; explicit sizes,
+    so zero-size outputs work (a -1 cannot be inferred from an empty array)."""
+    return a.reshape(a.shape[:n] + (math.prod(a.shape[n:]),))
 
 
 def _sum(terms, labels, side1, side2, k):
@@ -347,19 +411,19 @@ def _vector_products(name, f, trace_axes, diagonal_axes, vmap):
 
 
 def _vmapped_pairs(pair_kernel, side1, side2, labels):
-    """Per-example-pair blocks; a batch axis that is traced/diagonal pairs examples i with i."""
-    first = labels[0]
-    zipped = first[0][0] == first[1][0]
-    if any((l1[0] == l2[0]) != zipped for l1, l2, _, _ in labels):
-        raise ValueError("empirical_ntk_fn: outputs disagree on how their batch axis is reduced")
+    """Per-example-pair blocks; a batch axis that is traced/diagonal pairs examples i with i
+    (outputs may differ in this, e.g. a diagonal axis that is the batch axis of one only)."""
+    zipped_per_output = [l1[0] == l2[0] for l1, l2, _, _ in labels]
     in_axes1, in_axes2 = side1.in_axes, side2.in_axes
-    if zipped:
-        blocks = jax.vmap(pair_kernel, in_axes=(in_axes1, in_axes2))(side1.inputs, side2.inputs)
-        layout = [l1[0] + l1[1:] + l2[1:] for l1, l2, _, _ in labels]
-    else:
+    computed = {}
+    if any(zipped_per_output):  # examples i with i
+        computed[True] = jax.vmap(pair_kernel, in_axes=(in_axes1, in_axes2))(side1.inputs, side2.inputs)
+    if not all(zipped_per_output):  # all pairs i, j
         inner = jax.vmap(pair_kernel, in_axes=(None, in_axes2))
-        blocks = jax.vmap(inner, in_axes=(in_axes1, None))(side1.inputs, side2.inputs)
-        layout = [l1[0] + l2[0] + l1[1:] + l2[1:] for l1, l2, _, _ in labels]
+        computed[False] = jax.vmap(inner, in_axes=(in_axes1, None))(side1.inputs, side2.inputs)
+    blocks = [computed[zipped][k] for k, zipped in enumerate(zipped_per_output)]
+    layout = [l1[0] + l1[1:] + l2[1:] if zipped else l1[0] + l2[0] + l1[1:] + l2[1:]
+              for (l1, l2, _, _), zipped in zip(labels, zipped_per_output)]  # fmt: skip
     return blocks, layout
 
 
@@ -425,8 +489,7 @@ def _structured_kernel(k, labels, d1, d2, plan, side1, side2):
     for a, b in zip(jac1[k], jac2[k]):
         if a is not None:
             terms.append(
-                jnp.einsum(f"{l1}z,{l2}z->{lo}", a.reshape(a.shape[:n1] + (-1,)),
-                           b.reshape(b.shape[:n2] + (-1,)), precision=_HIGHEST)
+                jnp.einsum(f"{l1}z,{l2}z->{lo}", _flat_tail(a, n1), _flat_tail(b, n2), precision=_HIGHEST)
             )  # fmt: skip
     return _sum(terms, labels[k], side1, side2, k) / size
 
@@ -463,7 +526,8 @@ def empirical_ntk_fn(
       f: ``f(params, x, **kwargs)`` (stax ``apply_fn``, flax ``module.apply``, any jnp code).
       trace_axes: output axes summed over their pair and averaged.
       diagonal_axes: output axes of which only the diagonal is kept.
-      vmap_axes: ``None`` or the batch axis of independent examples (see module docstring).
+      vmap_axes: ``None``, or the axes of independent examples: an int, a pytree of them,
+        or ``(in_axes, out_axes, kwargs_axes)`` (see the module docstring).
       implementation: an :class:`NtkImplementation` (or its int value 0-3).
 
     Returns f[N1, N2, ...] with NT's layout; ``x2=None`` means ``x2 = x1``.
@@ -495,13 +559,14 @@ def empirical_kernel_fn(
     """``kernel_fn(x1, x2, get, params, **kwargs)`` for ``get`` in ``'nngp'``, ``'ntk'``,
     a tuple of them (an ``EmpiricalKernel`` namedtuple) or ``None`` (both)."""
     fns = {
-        "nngp": empirical_nngp_fn(f, trace_axes, diagonal_axes),
+        "nngp": empirical_nngp_fn(f, trace_axes, diagonal_axes, vmap_axes),
         "ntk": empirical_ntk_fn(f, trace_axes, diagonal_axes, vmap_axes, implementation),
     }
 
     def kernel_fn(x1, x2=None, get=None, params=None, **apply_fn_kwargs):
         if params is None:
             raise TypeError("empirical_kernel_fn: kernel_fn needs params, got None")
+        get = canonical_get(get)  # NT accepts 'NTK', 'NNGP'
         names = _KERNEL_NAMES if get is None else ((get,) if isinstance(get, str) else tuple(get))
         for g in names:
             if g not in fns:

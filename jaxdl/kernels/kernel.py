@@ -61,7 +61,8 @@ class Kernel:
       diagonal_spatial: only same-position covariances are stored.
       shape1, shape2: shapes of the (finite) activations of the two batches.
       batch_axis, channel_axis: positions of those axes in the activations.
-      mask1, mask2: masks of the activations (always ``None``: masking is not supported).
+      mask1, mask2: ``bool`` masks of the activations (``True``: masked; channel axis of
+        size 1), or ``None`` without ``mask_constant`` (see :mod:`jaxdl.kernels.masking_rules`).
     """
 
     nngp: Any
@@ -101,6 +102,21 @@ class Kernel:
             cov2=flip(self.cov2, cov_batch_ndim),
             is_reversed=not self.is_reversed,
         )
+
+
+def canonical_get(get):
+    """neural-tangents' ``get`` convention: names are case-insensitive.
+
+    ``'NTK'`` -> ``'ntk'``; a tuple or list of names -> a tuple of lower-cased
+    names (so namedtuple results have lower-case fields, as in NT); ``None``
+    stays ``None``. Anything else is returned unchanged for the caller to reject.
+    Every public function taking ``get`` calls this first.
+    """
+    if isinstance(get, str):
+        return get.lower()
+    if isinstance(get, (tuple, list)):
+        return tuple(g.lower() if isinstance(g, str) else g for g in get)
+    return get
 
 
 def reverse_spatial(mat, batch_ndim: int, diagonal_spatial: bool):

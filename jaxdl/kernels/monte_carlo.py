@@ -8,7 +8,10 @@ NNGP ``f(x1) f(x2)^T`` and the NTK ``J(x1) J(x2)^T`` (the seeds'
 diagonalised over the requested output axes. For wide networks the estimates
 converge to the analytic kernels, which makes this the independent check of
 :mod:`jaxdl.kernels.analytic`. Each sample is computed blockwise over devices
-by :func:`jaxdl.kernels.batching.batch`.
+by :func:`jaxdl.kernels.batching.batch`, which reads the kernel's layout
+(batch axis, ``diagonal_axes``/``trace_axes``) off the function, cuts keyword
+pairs such as ``pattern=(p1, p2)`` with the inputs, and lets ``jax.jit``,
+``jax.grad`` and ``jax.jvp`` through.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import jax
 
 from jaxdl.kernels.batching import batch
 from jaxdl.kernels.empirical import NtkImplementation, empirical_kernel_fn
+from jaxdl.kernels.kernel import canonical_get
 
 
 def _sample_counts(n_samples) -> tuple[list[int], bool]:
@@ -89,7 +93,7 @@ def monte_carlo_kernel_fn(
                 yield jax.tree.map(lambda a: a / n, total)
 
     def kernel_fn(x1, x2=None, get=None, **apply_fn_kwargs):
-        averages = running_averages(x1, x2, get, apply_fn_kwargs)
+        averages = running_averages(x1, x2, canonical_get(get), apply_fn_kwargs)
         if as_generator:
             return averages
         *_, last = averages

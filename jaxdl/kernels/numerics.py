@@ -34,6 +34,20 @@ def _safe_sqrt_jvp(primals, tangents):
     return root, jnp.where(positive, x_dot / denom, 0.0)
 
 
+def straight_through(value, proxy):
+    """``value``, differentiated as ``proxy`` (to every order).
+
+    For projections that only remove rounding error, e.g. a clip of a correlation
+    to [-1, 1] or a snap of ``|c| ~ sqrt(q1 q2)`` onto exact equality: the true
+    function is ``proxy``'s, so its derivatives are. Differentiating the
+    projection instead gives a clip's half-gradient at the boundary, or the
+    derivatives of ``sqrt(q1 q2)`` in place of those of ``c`` (wrong Hessians on
+    the kernel diagonal). ``proxy + (value - proxy)`` rounds to ``value`` when the
+    two are within a factor 2 of each other (Sterbenz), as they are here.
+    """
+    return proxy + jax.lax.stop_gradient(value - proxy)
+
+
 def safe_divide(num, den):
     """``num / den`` with 0 where ``den == 0`` (and finite gradients there)."""
     nonzero = den != 0

@@ -65,7 +65,7 @@ def gauss_hermite_2d(f, g, c, q1, q2, deg: int):
     def outer_step(total, node):
         x, wx = node
         fx = f(root2 * std1 * x)
-        v = root2 * (slope * x + cond_std * xs.reshape((-1,) + (1,) * c.ndim))
+        v = root2 * (slope[None] * x + cond_std[None] * xs.reshape((-1,) + (1,) * c.ndim))
         inner = jnp.tensordot(ws, g(v), axes=1)
         return total + wx * fx * inner, None
 
@@ -97,7 +97,7 @@ def _smooth_expectation(f, g, c, q1, q2):
 
     def outer_step(total, node):
         z, wz = node
-        inner = jnp.tensordot(ws, g(slope * z + cond_std * inner_nodes), axes=1)
+        inner = jnp.tensordot(ws, g(slope[None] * z + cond_std[None] * inner_nodes), axes=1)
         return total + wz * f(std1 * z) * inner, None
 
     total, _ = jax.lax.scan(outer_step, jnp.zeros_like(c), (xs, ws))
@@ -150,6 +150,8 @@ def _elu_expectation(c, q1, q2, need_dot, alpha):
     zs = jnp.asarray(zs, c.dtype).reshape((-1,) + (1,) * c.ndim)
     ws = jnp.asarray(ws, c.dtype).reshape((-1,) + (1,) * c.ndim)
     std1, slope, cond_std = _conditional(c, q1, q2)
+    # Quadrature nodes on a new leading axis; every operand carries it explicitly.
+    std1, slope, cond_std = std1[None], slope[None], cond_std[None]
     u = std1 * zs
     inner_value, inner_slope = _elu_gaussian_mean(slope * zs, cond_std, alpha)
     value = jnp.sum(ws * _elu(u, alpha) * inner_value, axis=0)

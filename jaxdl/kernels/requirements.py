@@ -93,6 +93,8 @@ def layer_requirements(spec) -> dict:
         return {**axes, "diagonal_spatial": Diagonal(input=NO)}
     if kind == "Aggregate":
         return {**axes, "diagonal_spatial": Diagonal(input=NO, output=NO)}
+    if kind in ("DotGeneral", "ImageResize", "Index", "Custom"):
+        return _family_requirements(kind, h, axes)
     from jaxdl.kernels.elementwise_rules import ELEMENTWISE_KINDS
 
     if kind in ELEMENTWISE_KINDS:
@@ -115,3 +117,21 @@ def fold(reqs: list[dict], how: str) -> dict:
                 else:
                     out[key] = out[key] & value
     return out
+
+
+def _family_requirements(kind: str, h: dict, axes: dict) -> dict:
+    """Requirements of ``DotGeneral``, ``ImageResize``, ``Index`` and ``@stax.layer`` layers
+    (neural-tangents': full spatial covariances where positions get mixed)."""
+    if kind == "Custom":
+        return dict(h["requirements"])
+    if kind == "Index":
+        return axes
+    if kind == "DotGeneral":
+        if h["other"] is None:
+            return {}
+        (lhs_c, rhs_c), _ = h["dimension_numbers"]
+        contracted = rhs_c if h["is_lhs"] else lhs_c
+        return {**axes, "diagonal_spatial": Diagonal(input=NO if contracted else YES)}
+    shape, batch, channel = h["shape"], axes["batch_axis"], axes["channel_axis"]
+    resized = any(d != -1 for i, d in enumerate(shape) if i not in (batch % len(shape), channel % len(shape)))
+    return {**axes, "diagonal_spatial": Diagonal(input=NO if resized else YES)}

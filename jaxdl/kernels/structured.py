@@ -358,6 +358,6 @@ def derivatives(plan: StructuredPlan, leaves, x_leaves, n_out: int):
         deltas.append(per_target)
         jac = [None] * len(leaves)
         for j, d in zip(fallback, d_fallback[k]):
-            jac[j] = d.reshape(outs[k].shape + (-1,))
+            jac[j] = d.reshape(outs[k].shape + (int(np.prod(d.shape[outs[k].ndim:], dtype=int)),))
         jacobians.append(jac)
     return outs, hs, scales, deltas, jacobians

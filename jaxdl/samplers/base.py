@@ -117,14 +117,80 @@ def check_positive_int(function_name: str, argument: str, value) -> int:
     return integer
 
 
-def check_finite_start(function_name: str, logdensity: jax.Array) -> None:
-    """At ``init``: a concrete non-finite log-density is a bad starting point."""
-    if isinstance(logdensity, jax.core.Tracer):
+def _is_concrete(tree: PyTree) -> bool:
+    return not any(isinstance(leaf, jax.core.Tracer) for leaf in jax.tree.leaves(tree))
+
+
+def first_non_finite(tree: PyTree, name: str = "position") -> str | None:
+    """The first NaN/inf of a concrete float pytree ``name``, as
+    ``"nan in name['w'] at index (i, ...)"`` (``None`` when every value is finite;
+    integer and boolean leaves count as finite)."""
+    for path, leaf in jax.tree_util.tree_leaves_with_path(tree):
+        array = np.asarray(leaf)
+        if not np.issubdtype(array.dtype, np.inexact):
+            continue
+        bad = ~np.isfinite(array)
+        if bad.any():
+            index = tuple(int(i) for i in np.argwhere(bad)[0])
+            return f"{array[index]} in {name}{jax.tree_util.keystr(path)} at index {index}"
+    return None
+
+
+def check_finite_tree(function_name: str, argument: str, tree: PyTree, name: str = "position") -> None:
+    """Raise if a concrete pytree holds a NaN or an infinity, naming the first one
+    (traced values pass: they are checked by the divergence flags instead)."""
+    if not _is_concrete(tree):
         return
-    if not np.isfinite(np.asarray(logdensity)).all():
+    where = first_non_finite(tree, name)
+    if where is not None:
+        raise ValueError(f"{function_name}: expected {argument} to be finite, got {where}")
+
+
+def tree_all_finite(tree: PyTree) -> jax.Array:
+    """A traced boolean: every value of every float leaf is finite."""
+    flags = [
+        jnp.all(jnp.isfinite(leaf))
+        for leaf in jax.tree.leaves(tree)
+        if jnp.issubdtype(jnp.result_type(leaf), jnp.inexact)
+    ]
+    return jnp.all(jnp.stack(flags)) if flags else jnp.asarray(True)
+
+
+def check_finite_start(
+    function_name: str,
+    position: PyTree,
+    logdensity: jax.Array,
+    logdensity_grad: PyTree = None,
+    density: str = "logdensity_fn",
+) -> None:
+    """At ``init``: say what is non-finite at a concrete starting point.
+
+    In that order: the position itself, the log-density at a finite position
+    (which points at the data or constants ``logdensity_fn`` closes over, or at a
+    start outside the support), and its gradient. ``density`` names the function
+    in the message; the data hint is given only for ``logdensity_fn``, whose data
+    the sampler cannot see (the minibatch samplers check theirs up front).
+    """
+    if not _is_concrete((position, logdensity, logdensity_grad)):
+        return
+    name = f"{function_name}.init"
+    check_finite_tree(name, "the starting position", position)
+    data_hint = (
+        f"check the data and constants {density} closes over for NaN/inf, or "
+        if density == "logdensity_fn"
+        else ""
+    )
+    value = np.asarray(logdensity)
+    if not np.isfinite(value).all():
         raise ValueError(
-            f"{function_name}.init: expected a starting position with finite log-density, "
-            f"got log-density {np.asarray(logdensity)}"
+            f"{name}: expected a starting position with finite log-density, got {value} "
+            f"at a finite position; {data_hint}start inside the support of the density"
+        )
+    where = first_non_finite(logdensity_grad, "gradient")
+    if where is not None:
+        raise ValueError(
+            f"{name}: expected a finite gradient of {density} at the starting position, "
+            f"got {where}; {data_hint}start where {density} is differentiable"
         )
 
 

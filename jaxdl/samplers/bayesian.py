@@ -27,7 +27,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxdl.samplers.base import PyTree, check_callable, check_positive, tree_sq_norm
+from jaxdl.samplers.base import (
+    PyTree,
+    check_callable,
+    check_finite_tree,
+    check_positive,
+    tree_sq_norm,
+)
 
 Likelihood = str  # "categorical" or "gaussian"
 _LIKELIHOODS = ("categorical", "gaussian")
@@ -110,6 +116,8 @@ def log_posterior_fn(
             f"log_posterior_fn: expected x and y with the same number of rows, "
             f"got {x.shape[0]} and {y.shape[0]}"
         )
+    check_finite_tree("log_posterior_fn", "x", x, "x")
+    check_finite_tree("log_posterior_fn", "y", y, "y")
     log_prior = log_prior_fn(prior_std)
 
     def log_posterior(params: PyTree) -> jax.Array:

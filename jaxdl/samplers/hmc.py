@@ -66,7 +66,7 @@ def init(position: PyTree, logdensity_fn: Callable[[PyTree], jax.Array]) -> HMCS
     """The HMC state at ``position`` (one gradient evaluation)."""
     logdensity, logdensity_grad = jax.value_and_grad(logdensity_fn)(position)
     check_scalar_logdensity("hmc", logdensity)
-    check_finite_start("hmc", logdensity)
+    check_finite_start("hmc", position, logdensity, logdensity_grad)
     return HMCState(position, logdensity, logdensity_grad)
 
 

@@ -63,7 +63,7 @@ def _init(name: str, logdensity_fn):
     def init(position: PyTree) -> LangevinState:
         logdensity, logdensity_grad = value_and_grad(position)
         check_scalar_logdensity(name, logdensity)
-        check_finite_start(name, logdensity)
+        check_finite_start(name, position, logdensity, logdensity_grad)
         return LangevinState(position, logdensity, logdensity_grad)
 
     return init

@@ -96,7 +96,7 @@ def mh(
     def init(position: PyTree) -> MHState:
         logdensity = logdensity_fn(position)
         check_scalar_logdensity("mh", logdensity)
-        check_finite_start("mh", logdensity)
+        check_finite_start("mh", position, logdensity)
         return MHState(position, logdensity)
 
     def step(key: jax.Array, state: MHState) -> tuple[MHState, MHInfo]:

@@ -5,17 +5,24 @@ The loop is a ``jax.lax.scan`` compiled once; ``thin`` inner steps run in a
 ``jax.vmap`` of ``sample`` over keys and starting points. The optional progress
 bar is a tqdm bar fed from inside the compiled loop by ``jax.debug.callback``
 (about 100 updates per run); it only reports, it never changes the draws.
+
+A chain whose position leaves the finite numbers (a too large step size, NaN
+produced by the model) is not silent: ``sample`` warns with the first draw whose
+position is non-finite, and with ``thin > 1`` an info's ``is_divergent`` reports
+whether any of the ``thin`` transitions behind a draw diverged.
 """
 
 from __future__ import annotations
 
 import functools
+import warnings
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from tqdm.auto import tqdm
 
-from jaxdl.samplers.base import PyTree, SamplingAlgorithm, check_positive_int
+from jaxdl.samplers.base import PyTree, SamplingAlgorithm, check_finite_tree, check_positive_int
 
 
 def _is_state(value) -> bool:
@@ -34,6 +41,8 @@ def _scan(algorithm, key, state, num_samples, thin, report):
         else:
             state, infos = jax.lax.scan(one_step, state, jax.random.split(key, thin))
             info = jax.tree.map(lambda leaf: leaf[-1], infos)
+            if "is_divergent" in getattr(info, "_fields", ()):  # any of the thin transitions
+                info = info._replace(is_divergent=jnp.any(infos.is_divergent))
         if report is not None:
             report(index)
         return state, (state, info)
@@ -66,6 +75,32 @@ def _progress_reporter(num_samples: int):
     return report
 
 
+def _warn_if_non_finite(positions: PyTree, infos) -> None:
+    """Warn when concrete stored positions hold NaN/inf (skipped under jit/vmap)."""
+    leaves = jax.tree.leaves(positions)
+    if any(isinstance(leaf, jax.core.Tracer) for leaf in leaves):
+        return
+    bad = np.zeros(len(leaves[0]) if leaves else 0, dtype=bool)
+    for leaf in leaves:
+        array = np.asarray(leaf)
+        if np.issubdtype(array.dtype, np.inexact):
+            bad |= ~np.isfinite(array).all(axis=tuple(range(1, array.ndim)))
+    if not bad.any():
+        return
+    message = (
+        f"sample: the chain's position is non-finite from draw {int(np.argmax(bad))} on "
+        f"({int(bad.sum())} of {bad.size} draws)"
+    )
+    divergent = getattr(infos, "is_divergent", None)
+    if divergent is not None and np.asarray(divergent).any():
+        message += f"; the first divergent transition is at draw {int(np.argmax(np.asarray(divergent)))}"
+    warnings.warn(
+        message + ": lower the step size, or check the model and data for NaN/inf",
+        RuntimeWarning,
+        stacklevel=3,
+    )
+
+
 def sample(
     algorithm: SamplingAlgorithm,
     key: jax.Array,
@@ -90,7 +125,8 @@ def sample(
     Returns:
       ``(states, infos)``: the state after each stored draw and the info of the
       transition that produced it, stacked along a new leading axis of length
-      ``num_samples``; ``states.position`` are the samples.
+      ``num_samples``; ``states.position`` are the samples. Warns
+      (``RuntimeWarning``) when a stored position is non-finite.
     """
     if not isinstance(algorithm, SamplingAlgorithm):
         raise TypeError(
@@ -101,8 +137,12 @@ def sample(
     thin = check_positive_int("sample", "thin", thin)
     if _is_state(position_or_state):
         state = position_or_state
+        check_finite_tree("sample", "the position of the state to continue from", state.position)
     else:
         state = algorithm.init(position_or_state)
     if progress:
-        return _scan(algorithm, key, state, num_samples, thin, _progress_reporter(num_samples))
-    return _scan_jit(algorithm, key, state, num_samples, thin)
+        states, infos = _scan(algorithm, key, state, num_samples, thin, _progress_reporter(num_samples))
+    else:
+        states, infos = _scan_jit(algorithm, key, state, num_samples, thin)
+    _warn_if_non_finite(states.position, infos)
+    return states, infos

@@ -19,8 +19,15 @@ an unbiased estimate whose gradient drives the dynamics.
   ``eta * gamma < 1`` and, for a curvature ``L`` of ``-log p``, ``eta * L < gamma``.
 
 Step sizes may be constants or optax schedules (``count -> step size``); the state
-counts steps. None of this exists in optax (which optimises rather than samples),
-so the updates are written here.
+counts steps.
+
+No silent NaN: non-finite data are refused when the sampler is built (naming the
+array and the first bad index), ``init`` refuses a non-finite starting position,
+log-density estimate or gradient, and a step whose estimate, gradient or new
+position is not finite sets ``info.is_divergent``.
+
+None of this exists in optax (which optimises rather than samples), so the
+updates are written here.
 """
 
 from __future__ import annotations
@@ -36,8 +43,11 @@ from jaxdl.samplers.base import (
     PyTree,
     SamplingAlgorithm,
     check_callable,
+    check_finite_start,
+    check_finite_tree,
     check_positive,
     check_positive_int,
+    tree_all_finite,
     tree_axpy,
     tree_normal_like,
 )
@@ -61,7 +71,8 @@ class SGHMCState(NamedTuple):
 class SGMCMCInfo(NamedTuple):
     """``step_size`` used; ``logdensity_estimate``: the minibatch estimate of
     ``log p(theta | S)`` at the step's starting position; ``is_divergent``: that
-    estimate is not finite (the step size is too large)."""
+    estimate, its gradient or the new position is not finite (the step size is
+    too large, or the chain already left the finite numbers)."""
 
     step_size: jax.Array
     logdensity_estimate: jax.Array
@@ -79,11 +90,22 @@ def _check_data(name: str, data, batch_size: int) -> int:
             f"got shapes {[np.shape(leaf) for leaf in leaves]}"
         )
     (num_data,) = sizes
+    check_finite_tree(name, "data", data, "data")
     if batch_size > num_data:
         raise ValueError(
             f"{name}: expected batch_size <= number of data points {num_data}, got {batch_size}"
         )
     return num_data
+
+
+def _init_check(name: str, value_and_grad, position: PyTree) -> None:
+    """A concrete starting position must be finite with a finite estimate and gradient
+    (evaluated on the minibatch of a fixed key; skipped under ``jit``/``vmap``)."""
+    if any(isinstance(leaf, jax.core.Tracer) for leaf in jax.tree.leaves(position)):
+        return
+    check_finite_tree(f"{name}.init", "the starting position", position)
+    logdensity, grad = value_and_grad(jax.random.key(0), position)
+    check_finite_start(name, position, logdensity, grad, "logprior_fn + loglik_fn")
 
 
 def _step_size_fn(name: str, step_size) -> Callable[[jax.Array], jax.Array]:
@@ -156,6 +178,7 @@ def sgld(
     schedule = _step_size_fn("sgld", step_size)
 
     def init(position: PyTree) -> SGLDState:
+        _init_check("sgld", value_and_grad, position)
         return SGLDState(position, jnp.zeros((), jnp.int32))
 
     def step(key: jax.Array, state: SGLDState) -> tuple[SGLDState, SGMCMCInfo]:
@@ -165,7 +188,8 @@ def sgld(
         noise = tree_normal_like(key_noise, state.position)
         position = tree_axpy(eps, grad, state.position)
         position = tree_axpy(jnp.sqrt(2.0 * eps), noise, position)
-        info = SGMCMCInfo(eps, logdensity, ~jnp.isfinite(logdensity))
+        is_divergent = ~(jnp.isfinite(logdensity) & tree_all_finite((grad, position)))
+        info = SGMCMCInfo(eps, logdensity, is_divergent)
         return SGLDState(position, state.count + 1), info
 
     return SamplingAlgorithm(init, step)
@@ -197,6 +221,7 @@ def sghmc(
         )
 
     def init(position: PyTree) -> SGHMCState:
+        _init_check("sghmc", value_and_grad, position)
         momentum = jax.tree.map(jnp.zeros_like, position)
         return SGHMCState(position, momentum, jnp.zeros((), jnp.int32))
 
@@ -211,7 +236,8 @@ def sghmc(
         )
         momentum = tree_axpy(eta, grad, momentum)
         momentum = tree_axpy(jnp.sqrt(2.0 * friction * eta), noise, momentum)
-        info = SGMCMCInfo(eta, logdensity, ~jnp.isfinite(logdensity))
+        is_divergent = ~(jnp.isfinite(logdensity) & tree_all_finite((grad, position, momentum)))
+        info = SGMCMCInfo(eta, logdensity, is_divergent)
         return SGHMCState(position, momentum, state.count + 1), info
 
     return SamplingAlgorithm(init, step)

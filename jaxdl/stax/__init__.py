@@ -15,6 +15,9 @@ from jaxdl.stax.attention import GlobalSelfAttention
 from jaxdl.stax.branching import FanInConcat, FanInProd, FanInSum, FanOut
 from jaxdl.stax.combinators import parallel, repeat, serial
 from jaxdl.stax.conv import Conv, ConvLocal, ConvTranspose
+from jaxdl.stax.custom import Bool, Diagonal, layer, requires, supports_masking
+from jaxdl.stax.dot_general import DotGeneral
+from jaxdl.stax.enums import AggregateImplementation, AttentionMechanism, Padding, PositionalEmbedding
 from jaxdl.stax.elementwise import (
     ABRelu,
     Abs,
@@ -45,17 +48,23 @@ from jaxdl.stax.elementwise import (
     Tanh,
 )
 from jaxdl.stax.graph import Aggregate
+from jaxdl.stax.indexing import Index, Slice
 from jaxdl.stax.layer import Layer, LayerSpec
 from jaxdl.stax.linear import Dense, Dropout, Flatten, Identity
-from jaxdl.stax.normalization import LayerNorm
+from jaxdl.stax.masking import MaskedArray, unmask_fn
+from jaxdl.stax.normalization import BatchNorm, LayerNorm, WeightNorm
 from jaxdl.stax.pooling import AvgPool, GlobalAvgPool, GlobalSumPool, MaxPool, SumPool
+from jaxdl.stax.resize import ImageResize
 
 __all__ = [
-    "ABRelu", "Aggregate", "Abs", "AvgPool", "Conv", "ConvLocal", "ConvTranspose", "Cos", "Dense",
+    "ABRelu", "Aggregate", "Abs", "AvgPool", "BatchNorm", "WeightNorm", "Conv", "ConvLocal", "ConvTranspose", "Cos", "Dense",
     "Dropout", "Elementwise", "ElementwiseNumerical", "Elu", "Erf", "Exp", "ExpNormalized", "FanInConcat",
     "FanInProd", "FanInSum", "FanOut", "Flatten", "Gabor", "Gaussian", "Gelu", "GlobalAvgPool",
     "GlobalSelfAttention", "GlobalSumPool", "Hermite", "Identity", "Layer", "LayerNorm", "LayerSpec", "LeakyRelu",
     "MaxPool", "Maxout", "Monomial", "Polynomial", "RectifiedMonomial", "Rbf", "Relu",
     "Sigmoid", "Sigmoid_like", "Sign", "Sin", "Softmax", "Softplus", "SumPool", "Tanh",
     "initializers", "parallel", "repeat", "serial",
+    # neural-tangents 0.6.5's remaining public names (issue 22)
+    "AggregateImplementation", "AttentionMechanism", "Bool", "Diagonal", "DotGeneral", "ImageResize", "Index",
+    "MaskedArray", "Padding", "PositionalEmbedding", "Slice", "layer", "requires", "supports_masking", "unmask_fn",
 ]  # fmt: skip

@@ -45,6 +45,7 @@ from jaxdl.stax.layer import (
     make_layer,
 )
 from jaxdl.stax.linear import check_std
+from jaxdl.stax.masking import with_masking
 
 ATTENTION_MECHANISMS = ("SOFTMAX", "IDENTITY", "ABS", "RELU")
 POSITIONAL_EMBEDDINGS = ("NONE", "SUM", "CONCAT")
@@ -209,13 +210,19 @@ def GlobalSelfAttention(
             emb = jnp.moveaxis(emb, tuple(range(n)), spatial_axes)
         return stds["W_pos_emb_std"] * emb
 
-    def apply_fn(params, x, **kwargs):
+    def apply_fn(params, x, *, mask=None, **kwargs):
+        """``mask``: the input's mask (see :mod:`jaxdl.stax.masking`): masked positions
+        get no positional embedding and are never attended to."""
         x = check_array(name, x, min_ndim=2)
         batch, channel = axes(x.ndim)
         n_values_in = params["W_value"].shape[1]
         inputs_for_values = x
+        if mask is not None:
+            mask = jnp.all(jnp.broadcast_to(mask, x.shape), axis=channel, keepdims=True)
         if pos_emb_type != "NONE":
             emb = embeddings(params, x, batch, channel)
+            if mask is not None:
+                emb = jnp.where(mask, jnp.zeros((), emb.dtype), emb)
             if pos_emb_type == "SUM":
                 x = x + emb
             else:
@@ -232,16 +239,21 @@ def GlobalSelfAttention(
 
         def tokens(a):  # f[n, T, C]
             a = jnp.moveaxis(a, (batch, channel), (0, -1))
-            return a.reshape(a.shape[0], -1, a.shape[-1])
+            return a.reshape(a.shape[0], math.prod(a.shape[1:-1]), a.shape[-1])  # no -1: batch may be 0
 
         keys_in, values_in = tokens(x), tokens(inputs_for_values)
         keys = jnp.einsum("ntc,hck->hntk", keys_in, params["W_key"])
         queries = keys if linear_scaling else jnp.einsum("ntc,hck->hntk", keys_in, params["W_query"])
         values = jnp.einsum("ntc,hcv->hntv", values_in, params["W_value"])
         scale = keys_in.shape[-1] * (n_chan_key if linear_scaling else math.sqrt(n_chan_key))
-        weights = mechanism(QK_std / scale * jnp.einsum("hnsk,hntk->hnst", queries, keys))
+        logits = QK_std / scale * jnp.einsum("hnsk,hntk->hnst", queries, keys)
+        if mask is not None:  # masked keys: -inf logits for the softmax, zero weight otherwise
+            key_mask = jnp.moveaxis(mask, (batch, channel), (0, -1)).reshape(1, x.shape[batch], 1, keys_in.shape[1])
+            fill = jnp.finfo(logits.dtype).min if attention_mechanism == "SOFTMAX" else 0.0
+            logits = jnp.where(key_mask, jnp.asarray(fill, logits.dtype), logits)
+        weights = mechanism(logits)
         heads = jnp.einsum("hnst,hntv->nsvh", weights, values)  # concatenated value-major
-        heads = heads.reshape(heads.shape[:2] + (-1,))
+        heads = heads.reshape(heads.shape[:2] + (heads.shape[2] * heads.shape[3],))
         out = heads @ params["W_out"] * (OV_std / math.sqrt(n_chan_val * n_heads * values_in.shape[-1]))
         spatial = tuple(output_shape[i] for i in range(x.ndim) if i not in (batch, channel))
         out = out.reshape((out.shape[0],) + spatial + (n_chan_out,))
@@ -261,4 +273,4 @@ def GlobalSelfAttention(
             val_pos_emb=bool(val_pos_emb), batch_axis=batch_axis, channel_axis=channel_axis,
         ),
     )  # fmt: skip
-    return make_layer(name, init_fn, apply_fn, spec)
+    return with_masking(make_layer(name, init_fn, apply_fn, spec))

@@ -10,6 +10,7 @@ import operator
 import jax.numpy as jnp
 
 from jaxdl.stax.layer import LayerSpec, check_array, check_positive_int, check_shape, make_layer
+from jaxdl.stax.masking import with_masking
 
 
 def FanOut(num: int):
@@ -23,7 +24,7 @@ def FanOut(num: int):
     def apply_fn(params, x, **kwargs):
         return [check_array(name, x, min_ndim=0)] * num
 
-    return make_layer(name, init_fn, apply_fn, LayerSpec(name, dict(num=num)))
+    return with_masking(make_layer(name, init_fn, apply_fn, LayerSpec(name, dict(num=num))))
 
 
 def _check_list(layer: str, items, what: str) -> list:
@@ -45,7 +46,7 @@ def _fan_in_elementwise(name: str, combine):
             raise ValueError(f"{name}: expected inputs of equal shapes, got {[tuple(x.shape) for x in xs]}")
         return functools.reduce(combine, xs)
 
-    return make_layer(name, init_fn, apply_fn, LayerSpec(name))
+    return with_masking(make_layer(name, init_fn, apply_fn, LayerSpec(name)))
 
 
 def FanInSum():
@@ -70,7 +71,9 @@ def FanInConcat(axis: int = -1):
         rest = [s[:ax] + s[ax + 1 :] for s in shapes]
         if any(r != rest[0] for r in rest):
             raise ValueError(f"{name}: expected shapes equal except on axis {axis}, got {shapes}")
-        return shapes[0][:ax] + (sum(s[ax] for s in shapes),) + shapes[0][ax + 1 :]
+        sizes = [s[ax] for s in shapes]
+        total = -1 if -1 in sizes else sum(sizes)  # an unknown (-1) size keeps the sum unknown
+        return shapes[0][:ax] + (total,) + shapes[0][ax + 1 :]
 
     def init_fn(key, input_shapes):
         shapes = [check_shape(name, s) for s in _check_list(name, input_shapes, "input shapes")]
@@ -81,4 +84,4 @@ def FanInConcat(axis: int = -1):
         out_shape([tuple(x.shape) for x in xs])
         return jnp.concatenate(xs, axis=axis)
 
-    return make_layer(name, init_fn, apply_fn, LayerSpec(name, dict(axis=axis)))
+    return with_masking(make_layer(name, init_fn, apply_fn, LayerSpec(name, dict(axis=axis))))

@@ -33,6 +33,7 @@ from jaxdl.stax.layer import (
     check_shape,
     make_layer,
 )
+from jaxdl.stax.masking import with_masking
 from jaxdl.stax.linear import (
     check_parameterization,
     check_std,
@@ -42,6 +43,33 @@ from jaxdl.stax.linear import (
 )
 
 PADDINGS = ("VALID", "SAME", "CIRCULAR")
+# ``Conv`` also takes ``'CAUSAL'``: pad only before the input (by the dilated
+# filter's extent minus one), so output ``t`` reads inputs ``<= t`` only.
+CONV_PADDINGS = PADDINGS + ("CAUSAL",)
+
+
+def conv_pads(
+    padding: str,
+    in_sizes: Sequence[int],
+    filter_shape: Sequence[int],
+    strides: Sequence[int],
+    rhs_dilation: Sequence[int] | None = None,
+) -> list[tuple[int, int]]:
+    """Explicit ``(before, after)`` zero-padding per spatial axis of a convolution.
+
+    ``rhs_dilation`` ``d`` spreads a filter of size ``k`` over ``d (k - 1) + 1``
+    input positions (the seeds' output size ``floor((x + 2p - d(k-1) - 1)/s) + 1``).
+    ``'VALID'``: none; ``'SAME'`` and ``'CIRCULAR'``: ``jax.lax``'s SAME split
+    (``CIRCULAR`` fills it by wrapping instead of zeros); ``'CAUSAL'``: all of
+    ``d (k - 1)`` before the input, none after.
+    """
+    dilation = tuple(rhs_dilation or (1,) * len(filter_shape))
+    extent = [d * (k - 1) + 1 for k, d in zip(filter_shape, dilation)]
+    if padding == "VALID":
+        return [(0, 0)] * len(extent)
+    if padding == "CAUSAL":
+        return [(e - 1, 0) for e in extent]
+    return [tuple(p) for p in lax.padtype_to_pads(tuple(in_sizes), extent, tuple(strides), "SAME")]
 
 
 def default_dimension_numbers(num_spatial: int) -> tuple[str, str, str]:
@@ -94,12 +122,20 @@ def _conv(
     parameterization: str,
     s: tuple[int, int],
     W_init,
+    rhs_dilation: Sequence[int] | None = None,
 ):
     out_chan = check_positive_int(name, "out_chan", out_chan)
-    filter_shape = check_window(name, "filter_shape", filter_shape)
+    if isinstance(filter_shape, Sequence) and len(filter_shape) == 0:
+        filter_shape = ()  # no spatial axes: a Dense on the channel axis, as neural-tangents allows
+    else:
+        filter_shape = check_window(name, "filter_shape", filter_shape)
     num_spatial = len(filter_shape)
     strides = check_window(name, "strides", strides, num_spatial) if strides else (1,) * num_spatial
-    padding = check_choice(name, "padding", padding, PADDINGS)
+    padding = check_choice(name, "padding", padding, CONV_PADDINGS if name == "Conv" else PADDINGS)
+    if rhs_dilation is not None and name != "Conv":
+        raise ValueError(f"{name}: rhs_dilation is only supported by Conv, got {rhs_dilation!r}")
+    rhs_dilation = check_window(name, "rhs_dilation", rhs_dilation, num_spatial) if rhs_dilation else (1,) * num_spatial
+    extent = tuple(d * (k - 1) + 1 for k, d in zip(filter_shape, rhs_dilation))  # dilated filter size
     W_std = check_std(name, "W_std", W_std)
     b_std = check_std(name, "b_std", b_std, allow_none=True)
     s = check_width_scaling(name, s)
@@ -125,23 +161,36 @@ def _conv(
     def filter_layout(in_chan):
         return [width if c == "O" else in_chan if c == "I" else filter_shape[spatial_specs.index(c)] for c in rhs_spec]
 
+    def lax_padding(spatial_sizes, pad: str):
+        """A padding name ``jax.lax`` understands, or explicit pairs for ``'CAUSAL'``."""
+        return conv_pads(pad, spatial_sizes, filter_shape, strides, rhs_dilation) if pad == "CAUSAL" else pad
+
     def raw_op(x, W, op_padding):
+        dtype = jnp.result_type(x, W)  # lax convolutions need one dtype (bf16 or int inputs, f32 params)
+        x, W = x.astype(dtype), W.astype(dtype)
         if name == "ConvTranspose":
             return lax.conv_transpose(x, W, strides, op_padding, dimension_numbers=dimension_numbers)
         if name == "ConvLocal":
             return lax.conv_general_dilated_local(
                 x, W, strides, op_padding, filter_shape, dimension_numbers=dimension_numbers
             )
-        return lax.conv_general_dilated(x, W, strides, op_padding, dimension_numbers=dimension_numbers)
+        op_padding = lax_padding([x.shape[a] for a in lhs_spatial_axes], op_padding)
+        return lax.conv_general_dilated(
+            x, W, strides, op_padding, rhs_dilation=rhs_dilation, dimension_numbers=dimension_numbers
+        )
 
     def shared_output_shape(input_shape):
         in_chan = input_shape[lhs_spec.index("C")]
         lhs = jax.ShapeDtypeStruct(tuple(max(d, 1) for d in input_shape), jnp.float32)
         rhs = jax.ShapeDtypeStruct(tuple(filter_layout(in_chan)), jnp.float32)
-        op = lax.conv_transpose if name == "ConvTranspose" else lax.conv_general_dilated
-        out = jax.eval_shape(
-            lambda a, b: op(a, b, strides, shape_padding, dimension_numbers=dimension_numbers), lhs, rhs
-        ).shape
+        if name == "ConvTranspose":
+            op = lambda a, b: lax.conv_transpose(a, b, strides, shape_padding, dimension_numbers=dimension_numbers)
+        else:
+            op = lambda a, b: lax.conv_general_dilated(
+                a, b, strides, lax_padding([a.shape[i] for i in lhs_spatial_axes], shape_padding),
+                rhs_dilation=rhs_dilation, dimension_numbers=dimension_numbers,
+            )  # fmt: skip
+        out = jax.eval_shape(op, lhs, rhs).shape
         batch = lhs_spec.index("N")
         return tuple(input_shape[batch] if i == out_spec.index("N") else d for i, d in enumerate(out))
 
@@ -186,7 +235,7 @@ def _conv(
                 f"got input of shape {tuple(x.shape)}"
             )
         if padding == "CIRCULAR" and name != "ConvTranspose":
-            x = circular_pad(x, filter_shape, strides, lhs_spatial_axes)
+            x = circular_pad(x, extent, strides, lhs_spatial_axes)
         out = raw_op(x, W, run_padding)
         if padding == "CIRCULAR" and name == "ConvTranspose":
             out = circular_fold(out, out_spatial_axes, shared_output_shape(x.shape))
@@ -205,9 +254,10 @@ def _conv(
             parameterization=parameterization,
             s=s,
             W_init=W_init,
+            rhs_dilation=rhs_dilation,
         ),
     )
-    return make_layer(name, init_fn, apply_fn, spec)
+    return with_masking(make_layer(name, init_fn, apply_fn, spec))
 
 
 def Conv(
@@ -222,13 +272,22 @@ def Conv(
     s: tuple[int, int] = (1, 1),
     *,
     W_init=None,
+    rhs_dilation: Sequence[int] | None = None,
 ):
     """Convolution with shared weights over ``len(filter_shape)`` spatial axes.
+
+    ``padding``: ``'VALID'``, ``'SAME'``, ``'CIRCULAR'`` or ``'CAUSAL'`` (the
+    seeds' WaveNet convolution: zeros only before the input, so the output at
+    ``t`` depends on inputs ``<= t`` alone and, with unit strides, has the
+    input's length; applied on every spatial axis). ``rhs_dilation``: the
+    seeds' dilated filters, ``y[t] = sum_k w[k] x[t + d k]`` (gaps of ``d - 1``
+    between taps); stacking ``d = 1, 2, 4, ...`` grows the receptive field
+    exponentially.
 
     Params: ``{"W": filters in the rhs layout, "b": f[1, ..., 1, out_chan]}``.
     """
     return _conv("Conv", out_chan, filter_shape, strides, padding, W_std, b_std,
-                 dimension_numbers, parameterization, s, W_init)  # fmt: skip
+                 dimension_numbers, parameterization, s, W_init, rhs_dilation)  # fmt: skip
 
 
 def ConvTranspose(

@@ -28,6 +28,7 @@ from jaxdl.stax.layer import (
     check_shape,
     make_layer,
 )
+from jaxdl.stax.masking import with_masking
 
 
 def _elementwise(name: str, fn: Callable, spec: LayerSpec):
@@ -37,13 +38,26 @@ def _elementwise(name: str, fn: Callable, spec: LayerSpec):
     def apply_fn(params, x, **kwargs):
         return fn(check_array(name, x, min_ndim=0))
 
-    return make_layer(name, init_fn, apply_fn, spec)
+    return with_masking(make_layer(name, init_fn, apply_fn, spec))
+
+
+def _real_scalar(layer: str, key: str, value) -> float:
+    """``value`` as a Python float, for any real scalar (bool, int, float, NumPy
+    scalar, concrete 0-d array); TypeError for anything else."""
+    if isinstance(value, (str, bytes)) or value is None or jnp.ndim(value) != 0:
+        raise TypeError(f"{layer}: expected {key} to be a real scalar, got {value!r}")
+    dtype = jnp.result_type(value)
+    if not (jnp.issubdtype(dtype, jnp.number) or jnp.issubdtype(dtype, jnp.bool_)) or jnp.iscomplexobj(value):
+        raise TypeError(f"{layer}: expected {key} to be a real scalar, got {value!r}")
+    return float(value)
 
 
 def _check_real(layer: str, **values) -> None:
     for key, value in values.items():
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise TypeError(f"{layer}: expected {key} to be a real number, got {value!r}")
+        if not math.isfinite(value):  # a NaN or infinite hyperparameter makes every output NaN
+            raise ValueError(f"{layer}: expected {key} to be finite, got {value!r}")
 
 
 def ABRelu(a: float, b: float, do_stabilize: bool = False):
@@ -152,20 +166,30 @@ def Monomial(degree: int):
 
 
 def RectifiedMonomial(degree: int):
-    """``max(x, 0) ** degree``."""
+    """``(x >= 0) * x ** degree``: for ``degree = 0`` the unit step (0 for ``x < 0``,
+    1 for ``x >= 0``), else ``max(x, 0) ** degree`` (derivative 1 at 0 for degree 1)."""
     degree = _check_degree("RectifiedMonomial", degree)
     spec = LayerSpec("RectifiedMonomial", dict(degree=degree))
-    return _elementwise("RectifiedMonomial", lambda x: jnp.maximum(x, 0) ** degree, spec)
+
+    def fn(x):
+        return jnp.where(x >= 0, x**degree, jnp.zeros_like(x))
+
+    return _elementwise("RectifiedMonomial", fn, spec)
 
 
 def Polynomial(coef: Sequence[float]):
     """``sum_i coef[i] * x**i``."""
-    coef = tuple(float(c) for c in coef)
+    try:
+        coef = tuple(float(c) for c in coef)
+    except (TypeError, ValueError):
+        raise TypeError(f"Polynomial: expected coef to be a sequence of real numbers, got {coef!r}") from None
     if not coef:
         raise ValueError("Polynomial: expected at least one coefficient, got none")
+    _check_real("Polynomial", **{f"coef[{i}]": c for i, c in enumerate(coef)})
 
     def fn(x):
-        return jnp.polyval(jnp.asarray(coef[::-1], dtype=x.dtype), x)
+        dtype = jnp.result_type(x, 1.0)  # integer inputs: float coefficients, not truncated ones
+        return jnp.polyval(jnp.asarray(coef[::-1], dtype=dtype), x.astype(dtype))
 
     return _elementwise("Polynomial", fn, LayerSpec("Polynomial", dict(coef=coef)))
 
@@ -196,8 +220,15 @@ def Gabor():
 
 def ExpNormalized(gamma: float = 1.0, shift: float = -1.0, do_clip: bool = False):
     """The normalised Gaussian kernel ``|x||x'| exp(gamma (cos(x, x') + shift))`` of
-    neural-tangents: an infinite-width layer only (``apply_fn`` raises)."""
-    _check_real("ExpNormalized", gamma=gamma, shift=shift)
+    neural-tangents: an infinite-width layer only (``apply_fn`` raises).
+
+    As in neural-tangents, ``gamma`` and ``shift`` may be any real scalar: Python
+    bools and ints (``True`` is 1), NumPy scalars or 0-d arrays; ``do_clip`` is
+    read for its truth value.
+    """
+    gamma = _real_scalar("ExpNormalized", "gamma", gamma)
+    shift = _real_scalar("ExpNormalized", "shift", shift)
+    do_clip = bool(do_clip)
 
     def fn(x):
         raise NotImplementedError("ExpNormalized: has no finite-width apply_fn, only a kernel_fn")
@@ -275,7 +306,7 @@ def Softmax(axis: int = -1):
             raise ValueError(f"{name}: expected an input with axes {axis}, got shape {tuple(x.shape)}")
         return jax.nn.softmax(x, axis=axis)
 
-    return make_layer(name, init_fn, apply_fn, LayerSpec(name, dict(axis=axis)))
+    return with_masking(make_layer(name, init_fn, apply_fn, LayerSpec(name, dict(axis=axis))))
 
 
 def Maxout(num_pieces: int, channel_axis: int = -1):
@@ -285,6 +316,10 @@ def Maxout(num_pieces: int, channel_axis: int = -1):
     num_pieces = check_positive_int(name, "num_pieces", num_pieces)
 
     def out_channels(shape) -> int:
+        if not -len(shape) <= channel_axis < len(shape):
+            raise ValueError(
+                f"{name}: channel_axis={channel_axis} does not fit an input of shape {tuple(shape)}"
+            )
         channels = shape[channel_axis]
         if channels % num_pieces:
             raise ValueError(
@@ -306,4 +341,4 @@ def Maxout(num_pieces: int, channel_axis: int = -1):
         return jnp.moveaxis(x, -1, channel_axis)
 
     spec = LayerSpec(name, dict(num_pieces=num_pieces, channel_axis=channel_axis))
-    return make_layer(name, init_fn, apply_fn, spec)
+    return with_masking(make_layer(name, init_fn, apply_fn, spec))

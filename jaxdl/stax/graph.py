@@ -28,6 +28,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxdl.stax.layer import LayerSpec, check_array, check_choice, check_shape, make_layer
+from jaxdl.stax.masking import with_masking
 
 AGGREGATE_IMPLEMENTATIONS = ("DENSE", "SPARSE")
 
@@ -126,12 +127,12 @@ def Aggregate(
             if tuple(adjacency.shape) != expected:
                 raise ValueError(f"{name}: expected a dense pattern of shape {expected}, got {tuple(adjacency.shape)}")
             size = math.prod(vertex_shape)
-            flat = h.reshape((h.shape[0], size, -1))
-            out = jnp.einsum("nvr,nvw->nwr", flat, adjacency.reshape(-1, size, size).astype(x.dtype))
+            flat = h.reshape((h.shape[0], size, math.prod(h.shape[1 + len(axes) :])))  # no -1: batch may be 0
+            out = jnp.einsum("nvr,nvw->nwr", flat, adjacency.reshape(h.shape[0], size, size).astype(x.dtype))
         else:
             tails, heads = edge_indices(name, pattern, x.shape[batch], vertex_shape)
             size = math.prod(vertex_shape)
-            flat = h.reshape((h.shape[0], size, -1))
+            flat = h.reshape((h.shape[0], size, math.prod(h.shape[1 + len(axes) :])))
             send = lambda values, s, r: jax.ops.segment_sum(values[s], r, num_segments=size)  # noqa: E731
             out = jax.vmap(send)(flat, tails, heads)
         out = out.reshape(h.shape)
@@ -142,4 +143,4 @@ def Aggregate(
         dict(aggregate_axis=aggregate_axis, batch_axis=batch_axis, channel_axis=channel_axis,
              to_dense=to_dense, implementation=implementation),
     )  # fmt: skip
-    return make_layer(name, init_fn, apply_fn, spec)
+    return with_masking(make_layer(name, init_fn, apply_fn, spec))

@@ -29,6 +29,7 @@ from jaxdl.stax.layer import (
     check_shape,
     make_layer,
 )
+from jaxdl.stax.masking import with_masking
 
 PARAMETERIZATIONS = ("ntk", "standard")
 
@@ -36,8 +37,8 @@ PARAMETERIZATIONS = ("ntk", "standard")
 def check_std(layer: str, name: str, value, allow_none: bool = False):
     if value is None and allow_none:
         return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-        raise ValueError(f"{layer}: expected {name} to be a float >= 0, got {value!r}")
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < math.inf:
+        raise ValueError(f"{layer}: expected {name} to be a finite float >= 0, got {value!r}")
     return float(value)
 
 
@@ -162,7 +163,7 @@ def Dense(
             W_init=W_init,
         ),
     )
-    return make_layer(name, init_fn, apply_fn, spec)
+    return with_masking(make_layer(name, init_fn, apply_fn, spec))
 
 
 def Identity():
@@ -174,7 +175,7 @@ def Identity():
     def apply_fn(params, x, **kwargs):
         return x
 
-    return make_layer("Identity", init_fn, apply_fn, LayerSpec("Identity"))
+    return with_masking(make_layer("Identity", init_fn, apply_fn, LayerSpec("Identity")))
 
 
 def Flatten(batch_axis: int = 0, batch_axis_out: int = 0):
@@ -194,7 +195,8 @@ def Flatten(batch_axis: int = 0, batch_axis_out: int = 0):
                 f"{name}: batch_axis={batch_axis} does not fit an input of rank {len(input_shape)}"
             )
         batch = input_shape[batch_axis]
-        features = math.prod(d for i, d in enumerate(input_shape) if i != batch_axis % len(input_shape))
+        others = [d for i, d in enumerate(input_shape) if i != batch_axis % len(input_shape)]
+        features = -1 if -1 in others else math.prod(others)  # -1: an unknown size stays unknown
         return (batch, features) if batch_first else (features, batch)
 
     def init_fn(key, input_shape):
@@ -203,12 +205,14 @@ def Flatten(batch_axis: int = 0, batch_axis_out: int = 0):
 
     def apply_fn(params, x, **kwargs):
         x = check_array(name, x)
-        output_shape(x.shape)  # validates batch_axis against the rank
-        out = jnp.moveaxis(x, batch_axis, 0).reshape(x.shape[batch_axis], -1)
+        shape = output_shape(x.shape)  # also validates batch_axis against the rank
+        # Explicit sizes, not -1: reshape cannot infer -1 for a batch of 0.
+        features = shape[1] if batch_first else shape[0]
+        out = jnp.moveaxis(x, batch_axis, 0).reshape(x.shape[batch_axis], features)
         return out if batch_first else out.T
 
     spec = LayerSpec(name, dict(batch_axis=batch_axis, batch_axis_out=batch_axis_out))
-    return make_layer(name, init_fn, apply_fn, spec)
+    return with_masking(make_layer(name, init_fn, apply_fn, spec))
 
 
 def Dropout(rate: float, mode: str = "train"):
@@ -216,7 +220,10 @@ def Dropout(rate: float, mode: str = "train"):
 
     In ``'train'`` mode each entry is kept with probability ``rate`` and scaled
     by ``1/rate``, so the mean is unchanged; ``apply_fn`` then needs ``key=``.
-    In ``'test'`` mode it is the identity.
+    In ``'test'`` mode it is the identity, and so is ``apply_fn(..., train=False)``
+    (the flag that stateful models and ``train.fit`` pass at evaluation).
+    At inference this equals the seeds' rule of scaling the weights by the keep
+    probability in a net trained without the ``1/rate`` factor.
     """
     name = "Dropout"
     mode = check_choice(name, "mode", mode, ("train", "test"))
@@ -226,14 +233,17 @@ def Dropout(rate: float, mode: str = "train"):
     def init_fn(key, input_shape):
         return check_shape(name, input_shape), {}
 
-    def apply_fn(params, x, *, key=None, rng=None, **kwargs):
+    def apply_fn(params, x, *, key=None, rng=None, train=None, **kwargs):
         x = check_array(name, x, min_ndim=0)
-        if mode == "test":
+        if mode == "test" or train is False:
             return x
         key = key if key is not None else rng  # `rng` is neural-tangents' spelling
         if key is None:
             raise ValueError(f"{name}: mode='train' needs a PRNG key: apply_fn(params, x, key=key)")
         keep = jax.random.bernoulli(check_key(name, key), rate, x.shape)
+        if train is not None and not isinstance(train, bool):  # a traced flag
+            keep = keep | ~jnp.asarray(train, bool)
+            return jnp.where(keep, x / jnp.where(train, rate, 1.0).astype(x.dtype), jnp.zeros_like(x))
         return jnp.where(keep, x / rate, jnp.zeros_like(x))
 
-    return make_layer(name, init_fn, apply_fn, LayerSpec(name, dict(rate=rate, mode=mode)))
+    return with_masking(make_layer(name, init_fn, apply_fn, LayerSpec(name, dict(rate=rate, mode=mode))))

@@ -24,6 +24,7 @@ from jaxdl.stax.layer import (
     check_state,
     make_layer,
 )
+from jaxdl.stax.masking import with_masking
 
 
 def LayerNorm(axis=-1, eps: float = 1e-12, batch_axis: int = 0, channel_axis: int = -1):
@@ -47,7 +48,7 @@ def LayerNorm(axis=-1, eps: float = 1e-12, batch_axis: int = 0, channel_axis: in
         return (x - mean) / (var + eps) ** 0.5
 
     spec = LayerSpec(name, dict(axis=axis, eps=eps, batch_axis=batch_axis, channel_axis=channel_axis))
-    return make_layer(name, init_fn, apply_fn, spec)
+    return with_masking(make_layer(name, init_fn, apply_fn, spec))  # masked inputs: a clear NotImplementedError
 
 
 def BatchNorm(axis: int = -1, momentum: float = 0.99, eps: float = 1e-5):
@@ -112,7 +113,7 @@ def BatchNorm(axis: int = -1, momentum: float = 0.99, eps: float = 1e-5):
         return y + params["offset"].reshape(broadcast).astype(x.dtype), new_state
 
     spec = LayerSpec(name, dict(axis=axis, momentum=momentum, eps=eps))
-    return make_layer(name, init_fn, apply_fn, spec, state_init)
+    return with_masking(make_layer(name, init_fn, apply_fn, spec, state_init))
 
 
 _WEIGHT_NORMED_KINDS = ("Dense", "Conv", "ConvTranspose")
@@ -163,4 +164,4 @@ def WeightNorm(layer, eps: float = 1e-12):
         return layer.apply({**inner, "W": W}, x, **kwargs)
 
     spec = LayerSpec(name, dict(eps=eps), (layer.spec,))
-    return make_layer(name, init_fn, apply_fn, spec)
+    return with_masking(make_layer(name, init_fn, apply_fn, spec))

@@ -19,6 +19,7 @@ from jax import lax
 
 from jaxdl.stax.conv import PADDINGS, check_window, circular_pad
 from jaxdl.stax.layer import LayerSpec, check_array, check_choice, check_shape, make_layer
+from jaxdl.stax.masking import with_masking
 
 
 def _non_spatial(layer: str, ndim: int, batch_axis: int, channel_axis: int) -> tuple[int, int]:
@@ -85,7 +86,7 @@ def _pool(
                  batch_axis=batch_axis, channel_axis=channel_axis)  # fmt: skip
     if name == "AvgPool":
         hyper["normalize_edges"] = normalize_edges
-    return make_layer(name, init_fn, apply_fn, LayerSpec(name, hyper))
+    return with_masking(make_layer(name, init_fn, apply_fn, LayerSpec(name, hyper)))
 
 
 def AvgPool(
@@ -139,10 +140,13 @@ def _global_pool(name: str, batch_axis: int, channel_axis: int):
     def apply_fn(params, x, **kwargs):
         x = check_array(name, x)
         keep = keep_axes(x.ndim)
-        return reduce(x, axis=tuple(i for i in range(x.ndim) if i not in keep))
+        spatial = tuple(i for i in range(x.ndim) if i not in keep)
+        if name == "GlobalAvgPool" and any(x.shape[i] == 0 for i in spatial):  # a mean of nothing is NaN
+            raise ValueError(f"{name}: expected non-empty spatial axes, got shape {tuple(x.shape)}")
+        return reduce(x, axis=spatial)
 
     spec = LayerSpec(name, dict(batch_axis=batch_axis, channel_axis=channel_axis))
-    return make_layer(name, init_fn, apply_fn, spec)
+    return with_masking(make_layer(name, init_fn, apply_fn, spec))
 
 
 def GlobalAvgPool(batch_axis: int = 0, channel_axis: int = -1):

@@ -7,6 +7,11 @@
 * :mod:`~jaxdl.theory.regions`: linear regions of ReLU networks (Zaslavsky,
   Montúfar) and their count on a grid.
 * :mod:`~jaxdl.theory.approximation`: universal approximation by one hidden layer.
+* :mod:`~jaxdl.theory.convolution`: convolution as a (doubly-block) Toeplitz
+  matrix and as a Fourier product, receptive fields of stax models, parameter
+  counts of conv vs locally- vs fully-connected layers.
+* :mod:`~jaxdl.theory.regularization`: weight decay's shrinkage
+  ``lambda_i / (lambda_i + mu)`` along the Hessian's eigendirections.
 """
 
 from jaxdl.classic.perceptron import geometric_margin
@@ -20,6 +25,17 @@ from jaxdl.theory.capacity import (
     is_linearly_separable,
     perceptron_mistake_bound,
 )
+from jaxdl.theory.convolution import (
+    ReceptiveField,
+    conv1d_matrix,
+    conv2d_matrix,
+    conv_matrix,
+    count_params,
+    fft_conv,
+    param_counts,
+    receptive_field,
+    toeplitz_matrix,
+)
 from jaxdl.theory.convergence import (
     condition_number,
     gd_convergence_bound,
@@ -30,6 +46,7 @@ from jaxdl.theory.convergence import (
     sharpness_along_run,
     steps_to_eps_critical,
 )
+from jaxdl.theory.regularization import weight_decay_minimizer, weight_decay_shrinkage
 from jaxdl.theory.regions import (
     count_linear_regions,
     layerwise_region_bound,
@@ -48,4 +65,7 @@ __all__ = [
     "linear_region_labels", "montufar_bound", "montufar_network", "perceptron_mistake_bound",
     "pl_ratio", "relu_interpolant", "sgd_gradient_variance", "sharpness_along_run",
     "steps_to_eps_critical", "universal_approximation", "zaslavsky_bound",
+    "ReceptiveField", "conv1d_matrix", "conv2d_matrix", "conv_matrix", "count_params", "fft_conv",
+    "param_counts", "receptive_field", "toeplitz_matrix",
+    "weight_decay_minimizer", "weight_decay_shrinkage",
 ]  # fmt: skip

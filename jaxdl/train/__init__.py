@@ -1,7 +1,24 @@
-"""Training: a jitted loop over any optax optimiser (:func:`fit`) and bit-exact,
-atomic checkpoints (:func:`save_checkpoint`, :func:`restore_checkpoint`)."""
+"""Training: a jitted loop over any optax optimiser (:func:`fit`, which carries the
+state of stateful models), bit-exact atomic checkpoints with an integrity check
+(:func:`save_checkpoint`, :func:`restore_checkpoint`), and the losses of the
+seeds' tricks chapter (:mod:`jaxdl.train.losses`)."""
 
+from jaxdl.train import losses
 from jaxdl.train.checkpoint import restore_checkpoint, save_checkpoint
 from jaxdl.train.loop import FitResult, TrainState, fit
+from jaxdl.train.losses import (
+    cross_entropy,
+    distillation_loss,
+    distillation_targets,
+    make_cross_entropy_loss,
+    make_distillation_loss,
+    smooth_labels,
+    tempered_cross_entropy,
+    tempered_softmax,
+)
 
-__all__ = ["FitResult", "TrainState", "fit", "restore_checkpoint", "save_checkpoint"]
+__all__ = [
+    "FitResult", "TrainState", "cross_entropy", "distillation_loss", "distillation_targets", "fit", "losses",
+    "make_cross_entropy_loss", "make_distillation_loss", "restore_checkpoint", "save_checkpoint", "smooth_labels",
+    "tempered_cross_entropy", "tempered_softmax",
+]  # fmt: skip

@@ -1,0 +1,27 @@
+"""``jaxdl.models``: the standard architectures of the seeds' CNN chapter, each a
+stax triple ``(init_fn, apply_fn, kernel_fn)`` built from ``jaxdl.stax``
+combinators, so that it trains with ``jaxdl.train.fit`` and, wherever every
+layer has an infinite-width rule, its ``kernel_fn`` gives the analytic NNGP/NTK::
+
+    from jaxdl import models
+    init_fn, apply_fn, kernel_fn = models.resnet(10, widths=(16, 32), batch_norm=False)
+    out_shape, params = init_fn(jax.random.key(0), (-1, 8, 8, 1))
+    ntk = kernel_fn(x1, x2, "ntk")
+
+Models with BatchNorm (``resnet``, ``resnet_block``, ``densenet_block`` by default)
+are stateful: ``state = model.init_state(input_shape)`` and
+``apply_fn(params, x, state=state, train=...) -> (y, new_state)``.
+Inputs are channels-last: ``(batch, features)``, ``(batch, time, channels)`` or
+``(batch, height, width, channels)``; the input channels come from ``init_fn``'s
+``input_shape``.
+"""
+
+from jaxdl.models.cnn import lenet5, vgg
+from jaxdl.models.densenet import densenet_block
+from jaxdl.models.inception import inception_block
+from jaxdl.models.mlp import mlp
+from jaxdl.models.resnet import resnet, resnet_block
+from jaxdl.models.unet import unet
+from jaxdl.models.wavenet import wavenet
+
+__all__ = ["densenet_block", "inception_block", "lenet5", "mlp", "resnet", "resnet_block", "unet", "vgg", "wavenet"]
