@@ -130,6 +130,11 @@ LAYERS = [
 
 IDS = [entry[0] for entry in LAYERS]
 
+# Whole models compile slowly (float64, vmap, grad of every layer): the default run
+# keeps one stateless, one stateful and the WaveNet routing; `-m slow` runs them all.
+SLOW_IDS = {"models.lenet5", "models.vgg", "models.resnet_no_bn", "models.inception_block", "models.densenet_block",
+            "models.unet"}
+
 
 def num_elements(shape) -> int:
     return math.prod(shape)

@@ -474,6 +474,7 @@ FOUND = [
     ("Conv", lambda: stax.Conv(2, (2,), padding="SAME"), (1, 3, 1), "bfloat16"),
     ("ConvTranspose", lambda: stax.ConvTranspose(2, (2,)), (1, 3, 1), "int32"),
     ("ConvLocal", lambda: stax.ConvLocal(2, (2,)), (1, 3, 1), "float16"),
+    ("Sigmoid", stax.Sigmoid, (1, 1), "int32"),
 ]
 
 

@@ -116,11 +116,11 @@ def test_lenet5_and_vgg16_have_their_published_sizes():
     [
         (lambda: models.mlp((16,), 7), (2, 5, 5, 2), (2, 7)),
         (lambda: models.lenet5(4, padding="SAME"), (2, 8, 8, 1), (2, 4)),
-        (lambda: models.vgg(3, widths=(4, 8, 8), convs_per_stage=1, hidden=(), pool="avg"), (2, 8, 8, 2), (2, 3)),
-        (lambda: models.resnet(5, widths=(4, 8, 8), blocks_per_stage=(1, 2, 1)), (2, 9, 9, 3), (2, 5)),
+        pytest.param(lambda: models.vgg(3, widths=(4, 8, 8), convs_per_stage=1, hidden=(), pool="avg"), (2, 8, 8, 2), (2, 3), marks=pytest.mark.slow),
+        pytest.param(lambda: models.resnet(5, widths=(4, 8, 8), blocks_per_stage=(1, 2, 1)), (2, 9, 9, 3), (2, 5), marks=pytest.mark.slow),
         (lambda: models.resnet_block(6, stride=2, projection=True), (2, 8, 6, 3), (2, 4, 3, 6)),
-        (lambda: models.inception_block(3, (2, 4), (1, 5), 2), (2, 7, 5, 3), (2, 7, 5, 3 + 4 + 5 + 2)),
-        (lambda: models.unet(3, widths=(4, 8, 8)), (2, 12, 8, 1), (2, 12, 8, 3)),
+        pytest.param(lambda: models.inception_block(3, (2, 4), (1, 5), 2), (2, 7, 5, 3), (2, 7, 5, 3 + 4 + 5 + 2), marks=pytest.mark.slow),
+        pytest.param(lambda: models.unet(3, widths=(4, 8, 8)), (2, 12, 8, 1), (2, 12, 8, 3), marks=pytest.mark.slow),
         (lambda: models.wavenet(6, num_layers=2, residual_channels=3, skip_channels=4), (2, 11, 2), (2, 11, 6)),
     ],
 )

@@ -54,7 +54,19 @@ def test_the_strict_context_rejects_implicit_rank_promotion():
             jnp.ones(3) + jnp.ones((2, 3))
 
 
-ENTRIES = [pytest.param(build, shape, id=name) for name, build, shape, _ in LAYERS]
+# The default run covers the layers whose code broadcasts variances against
+# covariances (quadrature and polynomial rules, conv, pooling, attention, graph,
+# normalisation, combinators); `-m slow` runs every registered layer.
+DEFAULT_IDS = {
+    "Dense_on_images", "Conv2D_VALID_strided", "ConvTranspose_CIRCULAR", "AvgPool_SAME_normalized",
+    "GlobalSelfAttention", "Aggregate_identity_graph", "LayerNorm_spatial", "serial_cnn", "residual",
+    "Monomial", "ElementwiseNumerical", "Tanh", "Elu", "Polynomial", "Hermite", "Gelu", "RectifiedMonomial",
+    "BatchNorm", "FanInConcat",
+}
+ENTRIES = [
+    pytest.param(build, shape, id=name, marks=() if name in DEFAULT_IDS else pytest.mark.slow)
+    for name, build, shape, _ in LAYERS
+]
 
 
 @pytest.mark.parametrize("build,shape", ENTRIES)
@@ -93,6 +105,7 @@ def test_layer_kernel_fn_under_strict_rank_promotion(build, shape):
         assert np.all(np.isfinite(np.asarray(leaf)))
 
 
+_DEFAULT_ACTIVATIONS = {"Erf", "Gelu", "Tanh", "ElementwiseNumerical", "Monomial2", "RectifiedMonomial4", "ExpNormalized"}
 _ACTIVATIONS = [pytest.param(build, id=name) for name, build in _elementwise() if name != "Elementwise"] + [
     pytest.param(lambda d=d: stax.Monomial(d), id=f"Monomial{d}") for d in (0, 2, 5)
 ] + [
@@ -107,6 +120,11 @@ _LAYOUTS = [
     pytest.param({}, id="full"),
     pytest.param({"diagonal_batch": False}, id="full_batch", marks=pytest.mark.slow),
     pytest.param({"diagonal_spatial": True}, id="diagonal_spatial", marks=pytest.mark.slow),
+]
+
+
+_ACTIVATIONS = [
+    p if p.id in _DEFAULT_ACTIVATIONS else pytest.param(*p.values, id=p.id, marks=pytest.mark.slow) for p in _ACTIVATIONS
 ]
 
 
@@ -135,7 +153,7 @@ _NETS = {
 
 
 @pytest.mark.parametrize("implementation", [1, 2, 3])
-@pytest.mark.parametrize("net", sorted(_NETS))
+@pytest.mark.parametrize("net", [n if n == "mlp" else pytest.param(n, marks=pytest.mark.slow) for n in sorted(_NETS)])
 def test_empirical_ntk_under_strict_rank_promotion(net, implementation):
     build, shape = _NETS[net]
     layer = build()

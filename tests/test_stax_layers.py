@@ -7,12 +7,15 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from layer_registry import LAYERS
+from layer_registry import LAYERS, SLOW_IDS
 from jaxdl import stax
 
 # Errors name the (innermost) layer that rejected the input: "Conv: expected ...".
 LAYER_ERROR = re.compile(r"^[A-Za-z_]+: expected ")
-ENTRIES = [pytest.param(*entry[1:], id=entry[0]) for entry in LAYERS]
+ENTRIES = [
+    pytest.param(*entry[1:], id=entry[0], marks=pytest.mark.slow if entry[0] in SLOW_IDS else ())
+    for entry in LAYERS
+]
 
 
 def _is_list(shape):

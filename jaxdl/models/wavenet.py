@@ -8,10 +8,11 @@ are summed and read out by ``φ → Conv1×1 → φ → Conv1×1``.
 
 Routing both ``x`` and the skip sum ``s`` through ``serial``/``parallel``, which
 pass one array or a list, is done by carrying ``concat(x, s)`` along the
-channels: each layer adds ``concat(R z, S z)`` (one 1×1 convolution with
-``r + s`` outputs, the same parameters as separate ``R`` and ``S``) to it, and
-reads its input ``x`` with ``SliceChannels`` (``PadChannels`` starts ``s = 0``). These two channel-routing layers
-have no infinite-width kernel rule, so WaveNet has no analytic kernel.
+channels: ``PadChannels`` starts ``s = 0``, each layer reads its input ``x``
+with ``SliceChannels`` and adds ``concat(R z, S z)`` (one 1×1 convolution with
+``r + s`` outputs, the same parameters as separate ``R`` and ``S``). These two
+channel-routing layers have no infinite-width kernel rule, so WaveNet has no
+analytic kernel.
 """
 
 from __future__ import annotations

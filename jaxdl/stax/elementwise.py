@@ -279,7 +279,8 @@ def Tanh():
 
 def Sigmoid():
     """The logistic function ``1 / (1 + exp(-x))``."""
-    return _elementwise("Sigmoid", jax.nn.sigmoid, LayerSpec("Sigmoid"))
+    # jax.nn.sigmoid refuses integer arrays: promote them to the default float first.
+    return _elementwise("Sigmoid", lambda x: jax.nn.sigmoid(x.astype(jnp.result_type(x, 1.0))), LayerSpec("Sigmoid"))
 
 
 def Softplus():

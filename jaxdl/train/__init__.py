@@ -4,7 +4,7 @@ state of stateful models), bit-exact atomic checkpoints with an integrity check
 seeds' tricks chapter (:mod:`jaxdl.train.losses`)."""
 
 from jaxdl.train import losses
-from jaxdl.train.checkpoint import restore_checkpoint, save_checkpoint
+from jaxdl.train.checkpoint import CheckpointError, restore_checkpoint, save_checkpoint
 from jaxdl.train.loop import FitResult, TrainState, fit
 from jaxdl.train.losses import (
     cross_entropy,
@@ -18,7 +18,7 @@ from jaxdl.train.losses import (
 )
 
 __all__ = [
-    "FitResult", "TrainState", "cross_entropy", "distillation_loss", "distillation_targets", "fit", "losses",
+    "CheckpointError", "FitResult", "TrainState", "cross_entropy", "distillation_loss", "distillation_targets", "fit", "losses",
     "make_cross_entropy_loss", "make_distillation_loss", "restore_checkpoint", "save_checkpoint", "smooth_labels",
     "tempered_cross_entropy", "tempered_softmax",
 ]  # fmt: skip
