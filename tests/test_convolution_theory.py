@@ -159,6 +159,7 @@ def test_param_counts_match_the_actual_stax_layers():
         C.param_counts(3, 3, 1, 4, 1, 1)
 
 
+@pytest.mark.slow
 def test_receptive_field_of_the_wavenet_model_grows_exponentially_and_matches_its_gradient():
     from jaxdl import models
 

@@ -347,7 +347,7 @@ def _two_input_two_output():
 
 
 @pytest.mark.parametrize("implementation", [
-    pytest.param(i, marks=() if i in (1, 3) else pytest.mark.slow) for i in IMPLEMENTATIONS
+    pytest.param(i, marks=() if i == 3 else pytest.mark.slow) for i in IMPLEMENTATIONS
 ])  # fmt: skip
 def test_pytree_vmap_axes_equal_unvmapped_kernels(implementation):
     with jax.enable_x64(True):

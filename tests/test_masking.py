@@ -184,6 +184,7 @@ def test_masked_ntk_matches_monte_carlo_of_the_masked_network():
         assert np.max(np.abs(k.ntk - ntk)) < 0.05 * np.max(np.abs(k.ntk))
 
 
+@pytest.mark.slow
 def test_masked_graph_kernel_equals_kernel_of_the_graph_without_the_masked_vertices():
     """Aggregate sums zeroed (masked) predecessors, so masking a vertex is deleting it
     and its edges, through position-wise layers and a global sum; forward and kernel."""

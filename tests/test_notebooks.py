@@ -50,6 +50,7 @@ def test_committed_notebook_carries_the_outputs_of_a_full_run(notebook):
 
 
 @pytest.mark.parametrize("notebook", PAIRED, ids=lambda path: path.name)
+@pytest.mark.slow
 def test_notebook_runs_in_fast_mode_and_shows_its_figures(notebook, monkeypatch):
     """Executed as Jupyter would (the kernel's inline backend): importing jaxdl.experiments used to
     switch matplotlib to Agg, and the notebook then showed no figure at all."""

@@ -108,6 +108,7 @@ def test_analytic_kernel_with_batch_axis_1_equals_unbatched():
             _close(got, want)
 
 
+@pytest.mark.slow
 def test_dropout_kernel_shapes_and_whole_batch_values():
     init_fn, apply_fn, _ = stax.serial(stax.Dense(8), stax.Relu(), stax.Dropout(0.7), stax.Dense(2))
     x1, x2 = _normal(0, (4, 3)), _normal(1, (8, 3))
@@ -140,6 +141,7 @@ def test_grad_jit_and_jvp_through_batch_equal_the_unbatched_kernel():
     _close(jax.jit(lambda a: nt.batch(kernel_fn, 3, 2)(a, x2))(x1), kernel_fn(x1, x2))
 
 
+@pytest.mark.slow
 def test_grad_and_jit_through_monte_carlo_kernel_fn():
     init_fn, apply_fn, _ = _analytic()
     x1, x2 = _normal(0, (6, 3)), _normal(1, (5, 3))
@@ -198,6 +200,7 @@ def _graph_inputs():
     return x1, x2, p1, p2
 
 
+@pytest.mark.slow
 def test_aggregate_pattern_pairs_are_cut_with_the_inputs():
     init_fn, apply_fn, kernel_fn = stax.serial(stax.Dense(3), stax.Relu(), stax.Aggregate(),
                                                stax.GlobalAvgPool(), stax.Dense(1))  # fmt: skip

@@ -1,4 +1,4 @@
-"""Package metadata, the CLI, and the README's examples."""
+"""Package metadata, the CLI, and the README's opening commands."""
 
 import re
 import subprocess
@@ -35,7 +35,8 @@ def test_cli_lists_every_experiment(capsys):
     assert cli.main(["list"]) == 0
     listed = capsys.readouterr().out
     for name, module in experiments.available().items():
-        assert name in listed and module.DESCRIPTION in listed
+        flat = " ".join(listed.split())  # descriptions wrap to the terminal width
+        assert name in listed and " ".join(module.DESCRIPTION.split()) in flat
 
 
 def test_every_experiment_declares_the_contract():
@@ -66,13 +67,5 @@ def test_readme_opens_with_the_two_commands():
     assert "grep -A1 '^# run the tests$' README.md" in (ROOT / ".ci" / "run").read_text()
 
 
-def _python_blocks():
-    readme = (ROOT / "README.md").read_text()
-    return re.findall(r"```python\n(.*?)```", readme, re.S)
-
-
-@pytest.mark.parametrize("index", range(len(_python_blocks())))
-def test_readme_python_examples_run(index, tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    code = _python_blocks()[index]
-    exec(compile(code, f"README.md python block {index}", "exec"), {"__name__": "__readme__"})
+# The README's Python blocks run in fresh interpreters in tests/test_readme.py
+# (in-process exec leaked global JAX settings such as x64 into later tests).

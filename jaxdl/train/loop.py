@@ -18,8 +18,8 @@ is checkpointed with the rest, and under a mesh its batch statistics are those
 of the global batch (the sharded mean is all-reduced by XLA).
 
 Determinism: the run's PRNG key lives in :class:`TrainState` and is split once
-per epoch (one part for the shuffle, one for ``apply_fn``'s randomness, one for
-``batch_transform``), so a run resumed from a checkpoint ends with exactly the
+per epoch (one half for the shuffle, one for ``apply_fn``'s randomness; the
+``batch_transform`` key is folded from the epoch key), so a run resumed from a checkpoint ends with exactly the
 params of an uninterrupted run. Written here because optax provides the update rules but no
 loop; flax's training utilities assume flax modules.
 """
@@ -205,7 +205,8 @@ def fit(
 
     @jax.jit
     def train_epoch(params, opt_state, model_state, step, epoch_key, x, y):
-        shuffle_key, apply_key, transform_key = jax.random.split(epoch_key, 3)
+        shuffle_key, apply_key = jax.random.split(epoch_key)
+        transform_key = jax.random.fold_in(epoch_key, 2)
         order = jax.random.permutation(shuffle_key, num_examples)[: num_batches * batch_size]
         xb = x[order].reshape(num_batches, batch_size, *x.shape[1:])
         yb = y[order].reshape(num_batches, batch_size, *y.shape[1:])
