@@ -17,6 +17,21 @@ VEC = (B, 6)
 IMG = (B, 6, 5, 2)
 SEQ = (B, 7, 2)
 VOL = (B, 4, 4, 3, 2)
+GRAPH = (B, 5, 3)  # (batch, nodes or set elements, features)
+
+
+class TokenIds(tuple):
+    """An input shape of integer token ids in ``[0, vocab)`` (``Embedding``): the
+    matrix draws random ids instead of Gaussian floats and does not differentiate
+    with respect to them."""
+
+    def __new__(cls, shape, vocab):
+        self = super().__new__(cls, shape)
+        self.vocab = vocab
+        return self
+
+
+TOKENS = TokenIds((B, 7), vocab=11)
 
 
 def _elementwise():
@@ -60,6 +75,12 @@ def _models():
         ("models.inception_block", lambda: models.inception_block(2, (2, 3), (1, 2), 2), IMG, (B, 6, 5, 3)),
         ("models.densenet_block", lambda: models.densenet_block(2, 3, bottleneck=4), IMG, (B, 6, 5, 3)),
         ("models.unet", lambda: models.unet(2, widths=(3, 4)), (B, 4, 6, 2), (B, 4, 6, 3)),
+        ("models.lru_block_mlp", lambda: models.lru_block(2, 3, r_min=0.5, mixer="mlp"), SEQ, (B, 7, 3)),
+        ("models.deep_lru", lambda: models.deep_lru(2, 4, 3, 2, pooling="last", r_min=0.5), SEQ, (B, 7, 3)),
+        ("models.rnn_classifier_gru", lambda: models.rnn_classifier(2, cell="gru", hidden=(3, 4)), SEQ, (B, 7, 3)),
+        ("models.rnn_classifier_lru_mean", lambda: models.rnn_classifier(2, cell="lru", hidden=3, readout="mean", bidirectional=True), SEQ, (B, 7, 3)),
+        ("models.rnn_lm", lambda: models.rnn_lm(11, cell="lstm", embed_dim=3, hidden=4), TOKENS, TokenIds((B, 7, 2), vocab=11)),
+        ("models.text_cnn", lambda: models.text_cnn(11, 2, embed_dim=3, widths=(2, 3), num_filters=2), TOKENS, TokenIds((B, 7, 2), vocab=11)),
         ("models.wavenet", lambda: models.wavenet(4, num_layers=2, residual_channels=3, dilation_channels=2, skip_channels=3), SEQ, (B, 7, 3)),
     ]  # fmt: skip
 
@@ -98,12 +119,40 @@ LAYERS = [
     ("WeightNorm_Conv", lambda: stax.WeightNorm(stax.Conv(3, (2, 2), padding="SAME")), IMG, (B, 6, 5, 3)),
     ("LayerNorm_spatial", lambda: stax.LayerNorm(axis=(1, 2, 3)), IMG, (B, 6)),
     ("Softmax", stax.Softmax, VEC, None),
+    ("LRU", lambda: stax.LRU(4, 5, r_min=0.4, max_phase=3.0), SEQ, (B, 7, 3)),
+    ("LRU_sequential_ring", lambda: stax.LRU(3, mode="sequential", radius_distribution="ring"), SEQ, (B, 7)),
+    ("Embedding", lambda: stax.Embedding(11, 4, W_std=0.5), TOKENS, TokenIds((B, 7, 2), vocab=11)),
+    ("SimpleRNN_last", lambda: stax.SimpleRNN(5, b_std=0.1), SEQ, (B, 7, 3)),
+    ("SimpleRNN_sequences_standard_relu", lambda: stax.SimpleRNN(
+        4, stax.Relu(), W_std=0.8, b_std=0.2, return_sequences=True, parameterization="standard"), SEQ, (B, 7)),
+    ("LSTM_last", lambda: stax.LSTM(4), SEQ, (B, 7, 3)),
+    ("LSTM_sequences", lambda: stax.LSTM(3, return_sequences=True, forget_bias=0.5), SEQ, (B, 7)),
+    ("GRU_last", lambda: stax.GRU(4), SEQ, (B, 7, 3)),
+    ("GRU_sequences", lambda: stax.GRU(3, return_sequences=True), SEQ, (B, 7)),
+    ("Bidirectional_LSTM_concat", lambda: stax.Bidirectional(stax.LSTM(3, return_sequences=True)), SEQ, (B, 7, 3)),
+    ("Bidirectional_GRU_last_sum", lambda: stax.Bidirectional(stax.GRU(3), merge="sum"), SEQ, (B, 7)),
+    ("serial_embedding_stacked_lstm", lambda: stax.serial(
+        stax.Embedding(11, 3), stax.LSTM(4, return_sequences=True), stax.LSTM(3), stax.Dense(2)), TOKENS, TokenIds((B,), vocab=11)),
     ("Maxout", lambda: stax.Maxout(2), VEC, (B, 7)),
     ("GlobalSelfAttention", lambda: stax.GlobalSelfAttention(5, 4, 3, 2, b_std=0.1), SEQ, (B, 7, 3)),
     ("GlobalSelfAttention_sqrt_pos_emb", lambda: stax.GlobalSelfAttention(
         4, 3, 3, 2, linear_scaling=False, pos_emb_type="CONCAT", n_chan_pos_emb=3, val_pos_emb=True,
         pos_emb_decay_fn=lambda d: jnp.exp(-d)), IMG, (B, 6, 5, 3)),
     ("Aggregate_identity_graph", stax.Aggregate, SEQ, None),
+    # geometric deep learning (issue 16): called without a graph (pattern=None: no edges)
+    ("GCNConv", lambda: stax.GCNConv(4, 1.3, 0.1), GRAPH, (B, 5, 4)),
+    ("GCNConv_sparse", lambda: stax.GCNConv(4, implementation="SPARSE"), GRAPH, (B, 5, 4)),
+    ("GATConv", lambda: stax.GATConv(2, num_heads=2, b_std=0.1), GRAPH, (B, 5, 4)),
+    ("GATConv_sparse_mean_heads", lambda: stax.GATConv(2, 3, concat_heads=False, implementation="SPARSE"), GRAPH, (B, 5, 4)),
+    ("ChebConv", lambda: stax.ChebConv(3, K=2, b_std=0.1), GRAPH, (B, 5, 4)),
+    ("MessagePassing", lambda: stax.MessagePassing(stax.Dense(4), "max", stax.serial(stax.Dense(3), stax.Relu())), GRAPH, (B, 5, 4)),
+    ("MessagePassing_sparse_pairs", lambda: stax.MessagePassing(
+        stax.Dense(3), "mean", None, "sender_receiver", implementation="SPARSE"), GRAPH, (B, 5, 4)),
+    ("SetPool_sum", stax.SetPool, GRAPH, (B, 5)),
+    ("SetPool_max", lambda: stax.SetPool("max"), GRAPH, (B, 5)),
+    ("PermEquivariant", lambda: stax.PermEquivariant(4, b_std=0.1), GRAPH, (B, 5, 4)),
+    ("models.deep_sets", lambda: models.deep_sets(3, (4,), (4,)), GRAPH, (B, 5, 4)),
+    ("models.pointnet", lambda: models.pointnet(3, dim=3, widths=(4, 6), head=(4,)), GRAPH, (B, 5, 4)),
     ("DotGeneral_rhs_contracting_H", lambda: stax.DotGeneral(
         rhs=jnp.linspace(-1.0, 1.0, 18).reshape(6, 3), dimension_numbers=(((1,), (0,)), ((), ()))), IMG, (B, 7, 5, 2)),
     ("DotGeneral_lhs_time", lambda: stax.DotGeneral(
@@ -133,7 +182,10 @@ IDS = [entry[0] for entry in LAYERS]
 # Whole models compile slowly (float64, vmap, grad of every layer): the default run
 # keeps one stateless, one stateful and the WaveNet routing; `-m slow` runs them all.
 SLOW_IDS = {"models.lenet5", "models.vgg", "models.resnet_no_bn", "models.inception_block", "models.densenet_block",
-            "models.unet"}
+            "models.unet",
+            # recurrent variants whose default-run twins cover the same code paths (eager scans compile slowly)
+            "LSTM_sequences", "GRU_last", "Bidirectional_GRU_last_sum", "serial_embedding_stacked_lstm",
+            "models.rnn_classifier_gru", "models.rnn_classifier_lru_mean"}
 
 
 def num_elements(shape) -> int:

@@ -64,12 +64,12 @@ def test_a_bad_out_gives_one_jaxdl_line(tmp_path, capsys, case):
     assert captured.out == "" and a_file.read_text() == "not a directory"
 
 
-def test_unknown_experiment_and_unresumable_experiment_are_one_line_errors(tmp_path, capsys):
+def test_unknown_experiment_and_resume_without_an_interrupted_run_are_one_line_errors(tmp_path, capsys):
     assert main(["run", "no-such-experiment", "--out", str(tmp_path)]) == 2
     assert main(["run", "mlp-digits", "--fast", "--resume", "--out", str(tmp_path)]) == 2
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 2 and all(line.startswith("jaxdl: ") for line in lines)
-    assert "unknown experiment" in lines[0] and "mlp-digits cannot resume" in lines[1]
+    assert "unknown experiment" in lines[0] and "there is no interrupted run to continue" in lines[1]
 
 
 def test_ctrl_c_saves_finished_units_exits_130_and_resume_reproduces_an_uninterrupted_run(tmp_path, monkeypatch,

@@ -4,9 +4,10 @@ the reliability data it reports, and the figure is written."""
 import json
 
 import numpy as np
+import pytest
 
 from jaxdl import experiments
-from jaxdl.experiments import bnn_digits, report
+from jaxdl.experiments import bnn_digits, report, units
 
 
 def test_calibration_matches_a_direct_computation():
@@ -19,8 +20,15 @@ def test_calibration_matches_a_direct_computation():
     np.testing.assert_array_equal(result["bin_count"], [0, 4])
 
 
-def test_bnn_digits_fast_run_writes_its_results(tmp_path):
-    results = experiments.run("bnn-digits", tmp_path, fast=True, seed=0)
+def test_bnn_digits_fast_run_survives_ctrl_c_and_writes_its_results(tmp_path, monkeypatch):
+    monkeypatch.setenv(units.INTERRUPT_AFTER_ENV, "2")  # Ctrl-C after MAP/ensemble and the SGLD chain
+    with pytest.raises(units.Interrupted) as stop:
+        experiments.run("bnn-digits", tmp_path, fast=True, seed=0)
+    assert (stop.value.done, stop.value.total) == (2, 3)
+    partial = json.loads((tmp_path / "bnn-digits.json").read_text())
+    assert partial["interrupted"] is True and list(partial["completed_units"]) == ["MAP and deep ensemble", "SGLD"]
+    monkeypatch.delenv(units.INTERRUPT_AFTER_ENV)
+    results = experiments.run("bnn-digits", tmp_path, fast=True, seed=0, resume=True)
     saved = json.loads((tmp_path / "bnn-digits.json").read_text())
     assert (tmp_path / "bnn-digits.png").stat().st_size > 10_000
     methods = saved["methods"]
@@ -38,3 +46,17 @@ def test_bnn_digits_fast_run_writes_its_results(tmp_path):
     assert results["accuracy_sgld"] == methods["SGLD"]["accuracy"]
     assert report.figure_problems(bnn_digits.figure(saved), fast=True) == []
     assert report.figure_problems(bnn_digits.figure({**saved, "fast": False}), fast=False) == []
+
+
+@pytest.mark.slow
+def test_resumed_run_equals_an_uninterrupted_one(tmp_path, monkeypatch):
+    tiny = dict(width=8, map_steps=30, ensemble_size=2, burn_in=20, num_samples=5, thin=2, batch_size=64)
+    monkeypatch.setattr(bnn_digits, "_config", lambda fast: tiny)
+    bnn_digits.run(tmp_path / "whole", fast=True, seed=0)
+    monkeypatch.setenv(units.INTERRUPT_AFTER_ENV, "1")
+    with pytest.raises(units.Interrupted):
+        bnn_digits.run(tmp_path, fast=True, seed=0)
+    monkeypatch.delenv(units.INTERRUPT_AFTER_ENV)
+    bnn_digits.run(tmp_path, fast=True, seed=0, resume=True)
+    whole, resumed = (json.loads((path / "bnn-digits.json").read_text()) for path in (tmp_path / "whole", tmp_path))
+    assert resumed["methods"] == whole["methods"]

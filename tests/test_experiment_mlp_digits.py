@@ -28,3 +28,32 @@ def test_fast_run_writes_json_and_figure(tmp_path):
 def test_full_run_reaches_95_percent(tmp_path):
     results = mlp_digits.run(tmp_path, fast=False, seed=0)
     check_outputs(tmp_path, results, min_accuracy=0.95)
+
+
+def test_ctrl_c_keeps_finished_epochs_and_resume_matches_an_uninterrupted_run(tmp_path, monkeypatch):
+    from jaxdl.experiments.units import Interrupted
+    from jaxdl.train import loop
+
+    uninterrupted = mlp_digits.run(tmp_path / "whole", fast=True, seed=0)
+    real_save, saves = loop.save_checkpoint, []
+
+    def save_then_ctrl_c(path, tree):  # Ctrl-C arrives right after the second epoch's checkpoint
+        real_save(path, tree)
+        saves.append(path)
+        if len(saves) == 2:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(loop, "save_checkpoint", save_then_ctrl_c)
+    with pytest.raises(Interrupted) as stop:
+        mlp_digits.run(tmp_path, fast=True, seed=0)
+    assert (stop.value.done, stop.value.total) == (2, uninterrupted["num_epochs"])
+    saved = json.loads((tmp_path / "mlp-digits.json").read_text())
+    assert saved["interrupted"] is True and saved["units_done"] == 2
+    with pytest.raises(ValueError, match="mlp-digits: --resume: .* other settings"):
+        mlp_digits.run(tmp_path, fast=False, seed=0, resume=True)
+
+    resumed = mlp_digits.run(tmp_path, fast=True, seed=0, resume=True)
+    assert len(saves) == uninterrupted["num_epochs"]  # epochs 3.. only, one checkpoint each
+    for field in ("train_loss", "test_loss", "test_accuracy_history", "test_accuracy"):
+        assert resumed[field] == uninterrupted[field]
+    assert not (tmp_path / "mlp-digits.ckpt").exists()

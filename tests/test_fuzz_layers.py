@@ -136,6 +136,23 @@ def _weight_norm(layer, eps):
     return stax.WeightNorm(layer(), eps=eps)
 
 
+RNN_ACTIVATIONS = [None, stax.Erf(), stax.Tanh(), stax.Relu(), stax.Dense(3)]
+RNN_CHILDREN = [_Call(stax.LSTM, dict(hidden=2, return_sequences=True)), _Call(stax.GRU, dict(hidden=2)),
+                _Call(stax.SimpleRNN, dict(hidden=3, return_sequences=True)), _Call(stax.Dense, dict(out_dim=2)),
+                _Call(stax.BatchNorm, {})]
+
+
+def _bidirectional(layer, merge):
+    return stax.Bidirectional(layer(), merge=merge)
+
+
+graph_impls = st.sampled_from(["DENSE", "SPARSE", "sparse", "CSR"])
+
+
+def _message_passing(message, aggregate, update, message_inputs, implementation):
+    return stax.MessagePassing(message(), aggregate, None if update is None else update(), message_inputs, implementation)
+
+
 def _spatial_rank(key):
     """Batch + spatial axes + channels, for the filter or window drawn."""
     return lambda kwargs: len(kwargs[key]) + 2 if isinstance(kwargs[key], tuple) else 3
@@ -191,6 +208,21 @@ CASES = {
                         eps=st.sampled_from([1e-5, 0.0, -1.0])), 2),
     "WeightNorm": (_case(_weight_norm, layer=st.sampled_from(SIMPLE_CHILDREN), eps=st.sampled_from([1e-12, 0.0, -1.0])), 2),
     "Softmax": (_case(stax.Softmax, axis=axes), 2),
+    "LRU": (_case(stax.LRU, d_state=widths, d_out=optional(widths),
+                  r_min=st.sampled_from([0.0, 0.5, 0.9, 1.0, -0.1, float("nan")]),
+                  r_max=st.sampled_from([1.0, 0.99, 0.5, 0.0, 1.5]),
+                  max_phase=st.sampled_from([2 * math.pi, 0.3, 0.0, -1.0, float("inf")]),
+                  mode=st.sampled_from(["parallel", "sequential", "bogus"]),
+                  radius_distribution=st.sampled_from(["uniform", "ring", "bogus"])), 3),
+    "Embedding": (_case(stax.Embedding, vocab_size=widths, dim=widths, W_std=stds), 2),
+    "SimpleRNN": (_case(stax.SimpleRNN, hidden=widths, activation=st.sampled_from(RNN_ACTIVATIONS), W_std=stds,
+                        U_std=stds, b_std=stds, return_sequences=st.booleans(),
+                        parameterization=parameterizations), 3),
+    "LSTM": (_case(stax.LSTM, hidden=widths, return_sequences=st.booleans(),
+                   forget_bias=st.sampled_from([1.0, 0.0, -2.0, float("nan")])), 3),
+    "GRU": (_case(stax.GRU, hidden=widths, return_sequences=st.booleans()), 3),
+    "Bidirectional": (_case(_bidirectional, layer=st.sampled_from(RNN_CHILDREN),
+                            merge=st.sampled_from(["concat", "sum", "bogus"])), 3),
     "Maxout": (_case(stax.Maxout, num_pieces=widths, channel_axis=axes), 2),
     "GlobalSelfAttention": (_case(
         stax.GlobalSelfAttention, n_chan_out=widths, n_chan_key=widths, n_chan_val=widths, n_heads=widths,
@@ -200,6 +232,19 @@ CASES = {
         n_chan_pos_emb=optional(widths), val_pos_emb=st.booleans()), 3),
     "Aggregate": (_case(stax.Aggregate, aggregate_axis=optional(st.one_of(axes, tuples(axes, 0, 2))),
                         batch_axis=st.sampled_from([0, 0, 1]), channel_axis=st.sampled_from([-1, -1, 1])), 3),
+    "GCNConv": (_case(stax.GCNConv, out_dim=widths, W_std=stds, b_std=b_stds, implementation=graph_impls), 3),
+    "GATConv": (_case(stax.GATConv, out_dim=widths, num_heads=widths, concat_heads=st.booleans(),
+                      negative_slope=reals, b_std=b_stds, implementation=graph_impls), 3),
+    "ChebConv": (_case(stax.ChebConv, out_dim=widths, K=st.integers(-1, 3), lambda_max=st.sampled_from([2.0, 0.0, 1.5]),
+                       b_std=b_stds, implementation=graph_impls), 3),
+    "MessagePassing": (_case(_message_passing, message=st.sampled_from(SIMPLE_CHILDREN),
+                             aggregate=st.sampled_from(["sum", "mean", "max", "median"]),
+                             update=optional(st.sampled_from(SIMPLE_CHILDREN)),
+                             message_inputs=st.sampled_from(["sender", "sender_receiver"]),
+                             implementation=graph_impls), 3),
+    "SetPool": (_case(stax.SetPool, pooling=st.sampled_from(["sum", "mean", "max", "median"])), 3),
+    "PermEquivariant": (_case(stax.PermEquivariant, out_dim=widths, pooling=st.sampled_from(["mean", "sum", "max"]),
+                              W_std=stds, b_std=b_stds), 3),
     "DotGeneral": (_case(
         stax.DotGeneral,
         rhs=st.sampled_from([None, 2.0, float("nan"), "matrix"]).map(

@@ -1,5 +1,6 @@
 """Package metadata, the CLI, and the README's opening commands."""
 
+import inspect
 import re
 import subprocess
 import sys
@@ -46,6 +47,7 @@ def test_every_experiment_declares_the_contract():
         assert module.NAME == name
         assert isinstance(module.DESCRIPTION, str) and module.DESCRIPTION
         assert callable(module.run)
+        assert {"fast", "seed", "resume"} <= set(inspect.signature(module.run).parameters), name
 
 
 def test_cli_rejects_unknown_experiments(capsys):

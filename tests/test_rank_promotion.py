@@ -17,7 +17,7 @@ import pytest
 
 import jaxdl.kernels as nt
 from jaxdl import stax
-from layer_registry import LAYERS, _elementwise
+from layer_registry import LAYERS, TokenIds, _elementwise
 
 
 def _strict():
@@ -25,6 +25,8 @@ def _strict():
 
 
 def _inputs(shape, key):
+    if isinstance(shape, TokenIds):
+        return jax.random.randint(key, shape, 0, shape.vocab)
     if isinstance(shape, list):
         return [jax.random.normal(k, s) for k, s in zip(jax.random.split(key, len(shape)), shape)]
     return jax.random.normal(key, shape)

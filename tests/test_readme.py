@@ -3,12 +3,15 @@ shell command names a real program, script, experiment, option or extra, the
 table of contents points at real headings, and the first two commands keep the
 CI contract (``.ci/run`` runs the line after ``# run the tests``).
 
-Each Python block runs in its own fresh interpreter (``sys.executable``, the
-environment jaxdl is installed in), without the test suite's XLA flags, in an
-empty directory that links the repository's ``tests``, ``benchmarks``,
-``notebooks`` and ``docs`` folders, so that relative paths work as from the
-repository root and nothing is written into the checkout. An HTML comment on the
-line before a block changes how it is run:
+The Python blocks run in one fresh interpreter (``sys.executable``, the
+environment jaxdl is installed in), never in the test process, without the test
+suite's XLA flags, each in a namespace of its own and with JAX's global options
+(x64, rank promotion, ...) reset after it, in an empty directory that links the
+repository's ``tests``, ``benchmarks``, ``notebooks`` and ``docs`` folders, so
+that relative paths work as from the repository root and nothing is written into
+the checkout. One interpreter for all blocks instead of one per block saves the
+import and start-up of JAX twenty times over. An HTML comment on the line before
+a block changes how it is run:
 
 * ``<!-- readme-test: slow -->``: only under ``pytest -m slow``;
 * ``<!-- readme-test: needs PATH -->``: skipped (saying why) when ``PATH``,
@@ -22,6 +25,7 @@ this file should stay under a minute on 2 CPU cores.
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import re
 import shlex
@@ -88,46 +92,94 @@ PYTHON_BLOCKS = [block for block in BLOCKS if block.language == "python"]
 SHELL_BLOCKS = [block for block in BLOCKS if block.language == "bash"]
 
 
-def python_block_param(block: Block):
-    marks = []
-    if block.marker is not None:
-        kind, arg = block.marker
-        if kind == "slow":
-            marks.append(pytest.mark.slow)
-        elif kind == "needs":
-            if not arg:
-                raise ValueError(f"README.md line {block.line - 1}: 'needs' marker without a path")
-            if not (ROOT / arg).exists():
-                marks.append(pytest.mark.skip(reason=f"needs {arg}, which this checkout does not have"))
-        else:
-            raise ValueError(f"README.md line {block.line - 1}: unknown readme-test marker {kind!r}")
-    return pytest.param(block, marks=marks, id=f"{block.section or 'top'}-line{block.line}")
+def block_marks(block: Block) -> tuple[bool, str | None]:
+    """(whether the block is slow, why it is skipped or None) from its readme-test marker."""
+    if block.marker is None:
+        return False, None
+    kind, arg = block.marker
+    if kind == "slow":
+        return True, None
+    if kind == "needs":
+        if not arg:
+            raise ValueError(f"README.md line {block.line - 1}: 'needs' marker without a path")
+        return False, None if (ROOT / arg).exists() else f"needs {arg}, which this checkout does not have"
+    raise ValueError(f"README.md line {block.line - 1}: unknown readme-test marker {kind!r}")
 
 
-def test_the_readme_has_python_examples_and_every_block_is_python_or_bash():
-    assert len(PYTHON_BLOCKS) >= 5
-    others = [(block.line, block.language or "(none)") for block in BLOCKS
-              if block.language not in RUNNABLE_LANGUAGES]
-    assert not others, f"code blocks that are neither python nor bash (line, language): {others}"
+#: Runs the blocks given as a JSON list of [line, code] one after the other, each in a fresh namespace,
+#: restoring JAX's global options after each; prints one line per block: the tag readme-block-result and the
+#: JSON [line, error or null] (the blocks print too).
+RUNNER = r"""
+import json, sys, traceback
+import jax
+OPTIONS = ("jax_enable_x64", "jax_numpy_rank_promotion", "jax_default_matmul_precision", "jax_debug_nans",
+           "jax_disable_jit", "jax_default_prng_impl")
+for line, code in json.load(open(sys.argv[1])):
+    saved = {name: getattr(jax.config, name) for name in OPTIONS}
+    try:
+        exec(compile(code, f"README.md block at line {line}", "exec"), {"__name__": "__main__"})
+        error = None
+    except BaseException:
+        error = traceback.format_exc()[-3000:]
+    for name, value in saved.items():
+        jax.config.update(name, value)
+    print("readme-block-result", json.dumps([line, error]), flush=True)
+"""
 
 
-@pytest.mark.parametrize("block", [python_block_param(block) for block in PYTHON_BLOCKS])
-def test_python_block_runs_as_written(block, tmp_path):
+def run_blocks(blocks: list[Block], tmp_path: Path) -> dict[int, str | None]:
+    """``{line: error or None}`` for ``blocks`` run by :data:`RUNNER` in one fresh interpreter."""
     workdir = tmp_path / "repo"
     workdir.mkdir()
     for name in LINKED_FOLDERS:
         if (ROOT / name).exists():
             (workdir / name).symlink_to(ROOT / name, target_is_directory=True)
-    script = tmp_path / f"readme_line{block.line}.py"
-    script.write_text(block.code, encoding="utf-8")
+    (tmp_path / "blocks.json").write_text(json.dumps([[block.line, block.code] for block in blocks]))
+    (tmp_path / "runner.py").write_text(RUNNER)
     env = {key: value for key, value in os.environ.items() if key != "XLA_FLAGS"}
     env["MPLBACKEND"] = "Agg"
-    completed = subprocess.run([sys.executable, str(script)], cwd=workdir, env=env, capture_output=True,
-                               text=True, timeout=900, check=False)
-    assert completed.returncode == 0, (
-        f"README.md block at line {block.line} failed (exit {completed.returncode}):\n"
-        f"{completed.stderr[-3000:]}"
-    )
+    completed = subprocess.run([sys.executable, str(tmp_path / "runner.py"), str(tmp_path / "blocks.json")],
+                               cwd=workdir, env=env, capture_output=True, text=True, timeout=1800, check=False)
+    tag = "readme-block-result "
+    results = dict(json.loads(line[len(tag):]) for line in completed.stdout.splitlines() if line.startswith(tag))
+    for block in blocks:  # a block that killed the interpreter, and those after it
+        results.setdefault(block.line, f"not run: the interpreter exited with {completed.returncode}:\n"
+                                       f"{completed.stderr[-3000:]}")
+    return results
+
+
+def check_blocks(slow: bool, tmp_path: Path):
+    chosen, skipped = [], []
+    for block in PYTHON_BLOCKS:
+        is_slow, skip = block_marks(block)
+        if skip is not None:
+            skipped.append(block.line)
+        elif is_slow == slow:
+            chosen.append(block)
+    if not chosen:
+        pytest.skip(f"no {'slow ' if slow else ''}Python blocks to run (skipped: lines {skipped})")
+    failures = {line: error for line, error in run_blocks(chosen, tmp_path).items() if error is not None}
+    assert not failures, "README.md Python blocks that fail (by the line of their opening fence):\n" + \
+        "\n".join(f"--- line {line}:\n{error}" for line, error in sorted(failures.items()))
+
+
+def test_python_blocks_run_as_written(tmp_path):
+    check_blocks(False, tmp_path)
+
+
+@pytest.mark.slow
+def test_slow_python_blocks_run_as_written(tmp_path):
+    check_blocks(True, tmp_path)
+
+
+def test_block_runner_reports_each_failure_and_resets_jax_options(tmp_path):
+    blocks = [Block("python", 'import jax\njax.config.update("jax_enable_x64", True)\n', 1, None),
+              Block("python", "import jax.numpy as jnp\nassert jnp.ones(1).dtype == jnp.float32\n", 5, None),
+              Block("python", "x = 1\n", 9, None),
+              Block("python", "print(x)\n", 13, None)]  # each block has a namespace of its own
+    results = run_blocks(blocks, tmp_path)
+    assert results[1] is None and results[5] is None and results[9] is None
+    assert "NameError" in results[13] and "README.md block at line 13" in results[13]
 
 
 # --- shell commands ------------------------------------------------------------------------------
@@ -280,7 +332,7 @@ def test_markers_are_parsed_and_unknown_ones_are_refused():
     assert (slow.marker, slow.line, slow.code, slow.section) == (("slow", ""), 3, "print(1)\n", "")
     assert needs.marker == ("needs", "benchmarks/.legacy-env") and shell.marker is None
     with pytest.raises(ValueError, match="unknown readme-test marker"):
-        python_block_param(Block("python", "pass\n", 2, ("sometimes", "")))
+        block_marks(Block("python", "pass\n", 2, ("sometimes", "")))
     with pytest.raises(ValueError, match="never closed"):
         parse_blocks("```python\nprint(1)\n")
     assert github_anchor("Infinite-width kernels (`jaxdl.kernels`)") == "infinite-width-kernels-jaxdlkernels"

@@ -3,7 +3,8 @@ every experiment runs offline.
 
 ``load_digits`` is the 8x8 handwritten-digit set (1797 images, 10 classes) that
 scikit-learn bundles; it is split with a fixed seed and standardised with the
-training statistics only.
+training statistics only. :mod:`jaxdl.data.sequences` reads it as sequences of 64
+pixels and draws the synthetic long-range tasks (copy-first-token, the adding problem).
 """
 
 from __future__ import annotations
@@ -69,3 +70,7 @@ def one_hot(labels: np.ndarray, num_classes: int) -> np.ndarray:
     """Float32 one-hot encoding of integer ``labels``."""
     labels = np.asarray(labels)
     return (labels[..., None] == np.arange(num_classes)).astype(np.float32)
+
+
+# Sequence data (after Dataset and load_digits, which it builds on).
+from jaxdl.data.sequences import ADDING_BASELINE_MSE, adding_problem, copy_first_token, sequential_digits  # noqa: E402

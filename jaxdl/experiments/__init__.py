@@ -4,19 +4,20 @@ An experiment is a module in this package that defines
 
 * ``NAME``: the name used on the command line (``jaxdl run NAME``),
 * ``DESCRIPTION``: one line shown by ``jaxdl list``,
-* ``run(out_dir, *, fast=False, seed=0) -> dict``: does the work, writes
+* ``run(out_dir, *, fast=False, seed=0, resume=False) -> dict``: does the work, writes
   ``<out_dir>/<NAME>.json`` plus its figure ``<out_dir>/<NAME>.png``, and returns the
-  results dict;
+  results dict; its work is saved as it finishes (units of work through
+  :func:`jaxdl.experiments.units.run_units`, or a training run's epochs through
+  :func:`~jaxdl.experiments.units.run_fit`), so that Ctrl-C raises
+  :class:`jaxdl.experiments.units.Interrupted` after saving, and ``resume=True``
+  continues from there;
 
 and may define
 
 * ``FAST_MODE``: one line saying what ``--fast`` reduces (shown by ``jaxdl list``);
 * ``figure(results) -> matplotlib.figure.Figure``: the figure, drawn from the results
   dict alone (no pyplot state), so it can be redrawn from the JSON;
-* ``summary(results) -> dict``: the headline figures the ``jaxdl`` command prints;
-* a ``resume`` keyword of ``run``: continue an interrupted run whose finished units of
-  work were saved in the JSON (:mod:`jaxdl.experiments.units`); an interrupt raises
-  :class:`jaxdl.experiments.units.Interrupted`.
+* ``summary(results) -> dict``: the headline figures the ``jaxdl`` command prints.
 
 Modules are discovered by name, so adding an experiment is adding a file.
 Helpers shared by all experiments live in :mod:`jaxdl.experiments.report`.
@@ -61,16 +62,10 @@ def prepare_out_dir(out_dir: str | Path) -> Path:
     return out_dir
 
 
-def supports_resume(module: ModuleType) -> bool:
-    """Whether the experiment's ``run`` takes ``resume`` (it saves finished units of work)."""
-    return "resume" in inspect.signature(module.run).parameters
-
-
 def run(name: str, out_dir: str | Path, *, fast: bool = False, seed: int = 0, resume: bool = False) -> dict:
     """Run experiment ``name``, writing its JSON and figure under ``out_dir``.
 
-    ``resume=True`` continues an interrupted run saved in ``out_dir`` (experiments whose
-    ``run`` takes ``resume``). Raises ``ValueError`` for an unknown name or an unusable
+    ``resume=True`` continues an interrupted run saved in ``out_dir``. Raises ``ValueError`` for an unknown name or an unusable
     ``out_dir``, and :class:`jaxdl.experiments.units.Interrupted` on Ctrl-C.
     """
     experiments = available()
@@ -79,12 +74,5 @@ def run(name: str, out_dir: str | Path, *, fast: bool = False, seed: int = 0, re
             f"jaxdl.experiments.run: unknown experiment {name!r}; "
             f"expected one of {sorted(experiments)}"
         )
-    module = experiments[name]
-    if resume and not supports_resume(module):
-        resumable = sorted(n for n, m in experiments.items() if supports_resume(m))
-        raise ValueError(f"jaxdl.experiments.run: {name} cannot resume (it saves no units of work); "
-                         f"experiments that can: {resumable}")
     out_dir = prepare_out_dir(out_dir)
-    if supports_resume(module):
-        return module.run(out_dir, fast=fast, seed=seed, resume=resume)
-    return module.run(out_dir, fast=fast, seed=seed)
+    return experiments[name].run(out_dir, fast=fast, seed=seed, resume=resume)

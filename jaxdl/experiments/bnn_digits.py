@@ -25,7 +25,8 @@ import optax
 
 from jaxdl import samplers, stax
 from jaxdl.data import load_digits
-from jaxdl.experiments.report import colors, legend_outside, new_figure, progress, save_figure, write_json
+from jaxdl.experiments.report import colors, legend_outside, new_figure, save_figure, write_json
+from jaxdl.experiments.units import run_units
 
 NAME = "bnn-digits"
 DESCRIPTION = "Bayesian MLP on digits via SGLD/SGHMC vs MAP and a deep ensemble: accuracy, NLL, calibration (ECE), reliability diagram"
@@ -72,7 +73,9 @@ def _config(fast: bool) -> dict:
                 thin=50, batch_size=128)
 
 
-def run(out_dir: Path, *, fast: bool = False, seed: int = 0) -> dict:
+def run(out_dir: Path, *, fast: bool = False, seed: int = 0, resume: bool = False) -> dict:
+    """MAP and the ensemble, then the two chains, each a unit of work (see
+    :mod:`jaxdl.experiments.units`: Ctrl-C keeps the finished ones, ``resume=True`` continues)."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     config = _config(fast)
@@ -80,6 +83,7 @@ def run(out_dir: Path, *, fast: bool = False, seed: int = 0) -> dict:
     sgld_step, sghmc_step, friction = 5e-5, 1e-3, 10.0
     dataset = load_digits(test_fraction=0.25, seed=seed)
     x_train, y_train = jnp.asarray(dataset.x_train), jnp.asarray(dataset.y_train)
+    x_test, y_test = jnp.asarray(dataset.x_test), dataset.y_test
     num_train = x_train.shape[0]
     init_fn, apply_fn, _ = stax.serial(
         stax.Dense(config["width"], b_std=1.0), stax.Relu(), stax.Dense(dataset.num_classes, b_std=1.0)
@@ -88,6 +92,8 @@ def run(out_dir: Path, *, fast: bool = False, seed: int = 0) -> dict:
     log_prior = samplers.log_prior_fn(prior_std)
     log_lik = samplers.log_likelihood_fn(apply_fn)
     key_init, key_sgld, key_sghmc = jax.random.split(jax.random.key(seed), 3)
+    _, params_like = init_fn(key_init, (-1, x_train.shape[1]))
+    params_tree = jax.tree.structure(params_like)
 
     optimizer = optax.adam(learning_rate)
 
@@ -103,56 +109,53 @@ def run(out_dir: Path, *, fast: bool = False, seed: int = 0) -> dict:
         (params, _), _ = jax.lax.scan(step, (params, optimizer.init(params)), length=config["map_steps"])
         return params
 
-    timings = {}
-    bar = progress(None, desc=NAME, total=3)
-    bar.set_postfix_str("MAP and deep ensemble")
-    start = time.perf_counter()
-    members = jax.jit(jax.vmap(fit_map))(jax.random.split(key_init, config["ensemble_size"]))
-    jax.block_until_ready(members)
-    timings["map_and_ensemble_s"] = time.perf_counter() - start
-    bar.update()
-    map_params = jax.tree.map(lambda leaf: leaf[0], members)
-    energies = -jax.vmap(log_posterior)(members)
+    def ensemble_members(saved) -> dict:
+        """The members' parameters, as the MAP unit saved them (their leaves, as JSON lists)."""
+        leaves = [jnp.asarray(leaf, jnp.float32) for leaf in saved["member_leaves"]]
+        return jax.tree.unflatten(params_tree, leaves)
 
-    def run_chain(algorithm, key):
-        """``burn_in`` discarded steps, then ``num_samples`` draws ``thin`` steps apart."""
-        num_burnt = config["burn_in"] // config["thin"]
-        states, infos = samplers.sample(
-            algorithm, key, map_params, num_burnt + config["num_samples"], thin=config["thin"]
-        )
-        return jax.tree.map(lambda leaf: leaf[num_burnt:], states.position), infos
-
-    chains = {}
-    for name, algorithm, key in (
-        ("SGLD", samplers.sgld(log_prior, log_lik, (x_train, y_train), config["batch_size"], sgld_step), key_sgld),
-        (
-            "SGHMC",
-            samplers.sghmc(
-                log_prior, log_lik, (x_train, y_train), config["batch_size"], sghmc_step, friction
-            ),
-            key_sghmc,
-        ),
-    ):
-        bar.set_postfix_str(f"{name} chain")
+    def map_and_ensemble():
         start = time.perf_counter()
-        positions, infos = run_chain(algorithm, key)
-        jax.block_until_ready(positions)
-        timings[f"{name.lower()}_s"] = time.perf_counter() - start
-        bar.update()
+        members = jax.block_until_ready(jax.jit(jax.vmap(fit_map))(jax.random.split(key_init, config["ensemble_size"])))
+        return {"member_leaves": jax.tree.leaves(members), "seconds": time.perf_counter() - start}
+
+    def chain(name, algorithm, key, done):
+        """``burn_in`` discarded steps from the MAP, then ``num_samples`` draws ``thin`` steps
+        apart; the unit keeps their posterior predictive on the test set."""
+        map_params = jax.tree.map(lambda leaf: leaf[0], ensemble_members(done["MAP and deep ensemble"]))
+        num_burnt = config["burn_in"] // config["thin"]
+        start = time.perf_counter()
+        states, infos = samplers.sample(algorithm, key, map_params, num_burnt + config["num_samples"], thin=config["thin"])
         if bool(np.any(infos.is_divergent)):
             raise FloatingPointError(f"bnn-digits: the {name} chain diverged; lower its step size")
-        chains[name] = positions
-    bar.close()
+        positions = jax.tree.map(lambda leaf: leaf[num_burnt:], states.position)
+        probs = samplers.posterior_predictive(apply_fn, positions, x_test)
+        return {"test_probs": np.asarray(probs), "seconds": time.perf_counter() - start}
 
-    x_test, y_test = jnp.asarray(dataset.x_test), dataset.y_test
+    algorithms = {
+        "SGLD": (samplers.sgld(log_prior, log_lik, (x_train, y_train), config["batch_size"], sgld_step), key_sgld),
+        "SGHMC": (samplers.sghmc(log_prior, log_lik, (x_train, y_train), config["batch_size"], sghmc_step, friction),
+                  key_sghmc),
+    }
+
+    def work(unit, done):
+        return map_and_ensemble() if unit == "MAP and deep ensemble" else chain(unit, *algorithms[unit], done)
+
+    done = run_units(NAME, ["MAP and deep ensemble", "SGLD", "SGHMC"], work, out_dir=out_dir,
+                     settings=_settings(fast, seed), resume=resume, pass_done=True)
+    timings = {"map_and_ensemble_s": done["MAP and deep ensemble"]["seconds"],
+               "sgld_s": done["SGLD"]["seconds"], "sghmc_s": done["SGHMC"]["seconds"]}
+    members = ensemble_members(done["MAP and deep ensemble"])
+    map_params = jax.tree.map(lambda leaf: leaf[0], members)
+    energies = -jax.vmap(log_posterior)(members)
     predictive = {
         "MAP": jax.nn.softmax(apply_fn(map_params, x_test)),
         "deep ensemble": samplers.posterior_predictive(apply_fn, members, x_test),
         "ensemble exp(-E) weights": samplers.posterior_predictive(
             apply_fn, members, x_test, weights=samplers.ensemble_weights(energies)
         ),
-        "SGLD": samplers.posterior_predictive(apply_fn, chains["SGLD"], x_test),
-        "SGHMC": samplers.posterior_predictive(apply_fn, chains["SGHMC"], x_test),
+        "SGLD": np.asarray(done["SGLD"]["test_probs"], np.float32),
+        "SGHMC": np.asarray(done["SGHMC"]["test_probs"], np.float32),
     }
     metrics = {name: evaluate(probs, y_test) for name, probs in predictive.items()}
 
@@ -181,6 +184,10 @@ def run(out_dir: Path, *, fast: bool = False, seed: int = 0) -> dict:
     save_figure(figure(results), out_dir, f"{NAME}.png")
     write_json(out_dir, NAME, results)
     return results
+
+
+def _settings(fast: bool, seed: int) -> dict:
+    return {"fast": fast, "seed": seed, **_config(fast)}
 
 
 def summary(results: dict) -> dict:

@@ -16,6 +16,7 @@ import optax
 from jaxdl import optim, stax, train
 from jaxdl.data import load_digits
 from jaxdl.experiments.report import legend_outside, new_figure, save_figure, write_json
+from jaxdl.experiments.units import run_fit
 
 NAME = "mlp-digits"
 DESCRIPTION = "stax MLP on the digits dataset, trained with train.fit and optax Adam: test accuracy and learning curves"
@@ -30,7 +31,9 @@ def accuracy(logits, labels):
     return jnp.mean(jnp.argmax(logits, axis=-1) == labels)
 
 
-def run(out_dir: Path, *, fast: bool = False, seed: int = 0) -> dict:
+def run(out_dir: Path, *, fast: bool = False, seed: int = 0, resume: bool = False) -> dict:
+    """Train and evaluate; every epoch is checkpointed, so Ctrl-C keeps the finished epochs and
+    ``resume=True`` continues from them (see :func:`jaxdl.experiments.units.run_fit`)."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     width, num_epochs, batch_size, learning_rate = (64, 6, 64, 2e-2) if fast else (256, 30, 64, 1e-2)
@@ -41,17 +44,26 @@ def run(out_dir: Path, *, fast: bool = False, seed: int = 0) -> dict:
     init_key, fit_key = jax.random.split(jax.random.key(seed))
     _, params = init_fn(init_key, (-1, dataset.x_train.shape[1]))
     start = time.perf_counter()
-    result = train.fit(
-        apply_fn,
-        params,
-        optim.adam(learning_rate),
-        (dataset.x_train, dataset.y_train),
-        loss_fn=cross_entropy,
-        key=fit_key,
+    result = run_fit(
+        NAME,
+        lambda checkpoint_path, resume: train.fit(
+            apply_fn,
+            params,
+            optim.adam(learning_rate),
+            (dataset.x_train, dataset.y_train),
+            loss_fn=cross_entropy,
+            key=fit_key,
+            num_epochs=num_epochs,
+            batch_size=batch_size,
+            eval_data=(dataset.x_test, dataset.y_test),
+            metrics={"accuracy": accuracy},
+            checkpoint_path=checkpoint_path,
+            resume=resume,
+        ),
         num_epochs=num_epochs,
-        batch_size=batch_size,
-        eval_data=(dataset.x_test, dataset.y_test),
-        metrics={"accuracy": accuracy},
+        out_dir=out_dir,
+        settings={"fast": fast, "seed": seed},
+        resume=resume,
     )
     seconds = time.perf_counter() - start
     history = result.history

@@ -82,6 +82,7 @@ def run_units(
     settings: dict,
     resume: bool = False,
     desc: str | None = None,
+    pass_done: bool = False,
 ) -> dict:
     """``{key: work(key)}`` for every key, saving progress in ``out_dir/<name>.json``.
 
@@ -93,6 +94,8 @@ def run_units(
       settings: what determines the units' values (fast mode, seed, sizes); a resumed
         run must have the same.
       resume: start from the completed units of an interrupted run in ``out_dir``.
+      pass_done: call ``work(key, done)`` with the units finished so far (as they read back
+        from JSON), for a unit that builds on earlier ones.
 
     Raises:
       Interrupted: on Ctrl-C, after saving the units finished so far.
@@ -129,7 +132,7 @@ def run_units(
                 if key in done:
                     continue
                 bar.set_postfix_str(key)
-                done[key] = _normalised(work(key))
+                done[key] = _normalised(work(key, dict(done)) if pass_done else work(key))
                 fresh += 1
                 if path is not None:
                     save()
@@ -139,3 +142,45 @@ def run_units(
     except KeyboardInterrupt:
         raise Interrupted(name, path, len(done), len(keys)) from None
     return {key: done[key] for key in keys}
+
+
+def run_fit(name: str, fit: Callable, *, num_epochs: int, out_dir: str | Path, settings: dict,
+            resume: bool = False):
+    """``fit(checkpoint_path, resume)`` (a :func:`jaxdl.train.fit` call) made interrupt-safe.
+
+    For an experiment that is one training run: its epochs are the units of work. ``fit``
+    checkpoints every epoch to ``<out_dir>/<name>.ckpt``; on Ctrl-C the JSON file is marked
+    ``"interrupted": true`` with the epochs finished, and :class:`Interrupted` is raised.
+    With ``resume=True`` the settings are checked against that file and ``fit`` continues
+    from the checkpoint (bit-exact: it restores the optimiser state and the data keys). A
+    finished run removes its checkpoint.
+    """
+    out_dir = Path(out_dir)
+    path, checkpoint = out_dir / f"{name}.json", out_dir / f"{name}.ckpt"
+    if resume:
+        load_completed(name, path, settings)
+        if not checkpoint.is_file():
+            raise ValueError(f"{name}: --resume: the checkpoint {checkpoint} is missing; run without --resume")
+    else:
+        checkpoint.unlink(missing_ok=True)
+    try:
+        result = fit(checkpoint, resume)
+    except KeyboardInterrupt:
+        epochs = _epochs_in(checkpoint)
+        if epochs:
+            write_json(out_dir, name, {
+                "experiment": name, "interrupted": True, "settings": settings, "units_done": epochs,
+                "units_total": num_epochs, "completed_units": {}, "checkpoint": str(checkpoint),
+            })
+        raise Interrupted(name, path if epochs else None, epochs, num_epochs) from None
+    checkpoint.unlink(missing_ok=True)
+    return result
+
+
+def _epochs_in(checkpoint: Path) -> int:
+    """How many epochs the ``fit`` checkpoint at ``checkpoint`` holds (0 when there is none)."""
+    from jaxdl.train import restore_checkpoint
+
+    if not checkpoint.is_file():
+        return 0
+    return len(restore_checkpoint(checkpoint)["history"]["epoch"])

@@ -30,8 +30,10 @@ from jaxdl.kernels import (
     custom_rules,
     dot_general_rules,
     elementwise_rules,
+    gnn_rules,
     indexing_rules,
     masking_rules,
+    recurrent_rules,
     resize_rules,
 )
 from jaxdl.kernels.kernel import Kernel, canonical_get
@@ -389,7 +391,7 @@ def _apply_layer_rule(spec, k, ctx):
         rule = attention_rules.RULES.get(kind)
     if rule is None:
         raise NotImplementedError(f"{kind}: no infinite-width kernel rule")
-    return rule(spec.hyper, k, ctx)
+    return rule(spec.hyper, k, {**ctx, "children": spec.children})  # e.g. SimpleRNN's activation
 
 
 def _check_axes(spec, k: Kernel):
@@ -933,4 +935,4 @@ _RULES = {
 }
 
 # Layer families with their own rule modules (jaxdl/stax/<family>.py -> <family>_rules.py).
-_LAYER_FAMILY_RULES = {**dot_general_rules.RULES, **indexing_rules.RULES, **resize_rules.RULES}
+_LAYER_FAMILY_RULES = {**dot_general_rules.RULES, **indexing_rules.RULES, **resize_rules.RULES, **recurrent_rules.RULES, **gnn_rules.RULES}

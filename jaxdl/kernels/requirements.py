@@ -93,6 +93,9 @@ def layer_requirements(spec) -> dict:
         return {**axes, "diagonal_spatial": Diagonal(input=NO)}
     if kind == "Aggregate":
         return {**axes, "diagonal_spatial": Diagonal(input=NO, output=NO)}
+    if kind == "SimpleRNN":  # mixes all time steps; the last-step read-out has no time axis
+        return {"batch_axis": 0, "channel_axis": -1,
+                "diagonal_spatial": Diagonal(input=NO, output=NO if h.get("return_sequences") else YES)}
     if kind in ("DotGeneral", "ImageResize", "Index", "Custom"):
         return _family_requirements(kind, h, axes)
     from jaxdl.kernels.elementwise_rules import ELEMENTWISE_KINDS

@@ -19,9 +19,22 @@ Inputs are channels-last: ``(batch, features)``, ``(batch, time, channels)`` or
 from jaxdl.models.cnn import lenet5, vgg
 from jaxdl.models.densenet import densenet_block
 from jaxdl.models.inception import inception_block
+from jaxdl.models.lru import deep_lru, lru_block
 from jaxdl.models.mlp import mlp
+from jaxdl.models.recurrent import Seq2Seq, causal_lm_loss, lm_cross_entropy, rnn_classifier, rnn_lm, seq2seq
+from jaxdl.models.recursive import RecursiveNet, recursive_net
 from jaxdl.models.resnet import resnet, resnet_block
+from jaxdl.models.sets import TNet, deep_sets, pointnet
+from jaxdl.models.text import nearest_neighbours, skipgram_loss, skipgram_pairs, text_cnn, train_skipgram
 from jaxdl.models.unet import unet
 from jaxdl.models.wavenet import wavenet
 
 __all__ = ["densenet_block", "inception_block", "lenet5", "mlp", "resnet", "resnet_block", "unet", "vgg", "wavenet"]
+# sets (issue 16)
+__all__ += ["TNet", "deep_sets", "pointnet"]
+# recurrent, sequence and text models (issue 14)
+__all__ += [
+    "RecursiveNet", "Seq2Seq", "causal_lm_loss", "deep_lru", "lm_cross_entropy", "lru_block", "nearest_neighbours",
+    "recursive_net", "rnn_classifier", "rnn_lm", "seq2seq", "skipgram_loss", "skipgram_pairs", "text_cnn",
+    "train_skipgram",
+]  # fmt: skip

@@ -48,23 +48,31 @@ from jaxdl.stax.elementwise import (
     Tanh,
 )
 from jaxdl.stax.graph import Aggregate
+from jaxdl.stax.gnn import ChebConv, GATConv, GCNConv, MessagePassing
 from jaxdl.stax.indexing import Index, Slice
 from jaxdl.stax.layer import Layer, LayerSpec
 from jaxdl.stax.linear import Dense, Dropout, Flatten, Identity
+from jaxdl.stax.lru import LRU
 from jaxdl.stax.masking import MaskedArray, unmask_fn
 from jaxdl.stax.normalization import BatchNorm, LayerNorm, WeightNorm
 from jaxdl.stax.pooling import AvgPool, GlobalAvgPool, GlobalSumPool, MaxPool, SumPool
+from jaxdl.stax.recurrent import GRU, LSTM, Bidirectional, Embedding, SimpleRNN, zero_state
 from jaxdl.stax.resize import ImageResize
+from jaxdl.stax.sets import PermEquivariant, SetPool
 
 __all__ = [
     "ABRelu", "Aggregate", "Abs", "AvgPool", "BatchNorm", "WeightNorm", "Conv", "ConvLocal", "ConvTranspose", "Cos", "Dense",
     "Dropout", "Elementwise", "ElementwiseNumerical", "Elu", "Erf", "Exp", "ExpNormalized", "FanInConcat",
     "FanInProd", "FanInSum", "FanOut", "Flatten", "Gabor", "Gaussian", "Gelu", "GlobalAvgPool",
     "GlobalSelfAttention", "GlobalSumPool", "Hermite", "Identity", "Layer", "LayerNorm", "LayerSpec", "LeakyRelu",
-    "MaxPool", "Maxout", "Monomial", "Polynomial", "RectifiedMonomial", "Rbf", "Relu",
+    "LRU", "MaxPool", "Maxout", "Monomial", "Polynomial", "RectifiedMonomial", "Rbf", "Relu",
     "Sigmoid", "Sigmoid_like", "Sign", "Sin", "Softmax", "Softplus", "SumPool", "Tanh",
     "initializers", "parallel", "repeat", "serial",
     # neural-tangents 0.6.5's remaining public names (issue 22)
     "AggregateImplementation", "AttentionMechanism", "Bool", "Diagonal", "DotGeneral", "ImageResize", "Index",
     "MaskedArray", "Padding", "PositionalEmbedding", "Slice", "layer", "requires", "supports_masking", "unmask_fn",
+    # geometric deep learning (issue 16)
+    "ChebConv", "GATConv", "GCNConv", "MessagePassing", "PermEquivariant", "SetPool",
+    # recurrent layers (issue 14)
+    "Bidirectional", "Embedding", "GRU", "LSTM", "SimpleRNN", "zero_state",
 ]  # fmt: skip
