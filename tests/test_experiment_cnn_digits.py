@@ -35,6 +35,7 @@ def check_outputs(out_dir, results, min_accuracy):
     return saved
 
 
+@pytest.mark.slow
 def test_fast_run_writes_json_and_figure_and_beats_chance(tmp_path):
     results = cnn_digits.run(tmp_path, fast=True, seed=0)
     saved = check_outputs(tmp_path, results, min_accuracy=0.3)

@@ -98,6 +98,7 @@ def _copied_stax_cnn(flax_params):
     return model, params
 
 
+@pytest.mark.slow
 def test_flax_cnn_ntk_equals_stax_cnn_ntk():
     with jax.enable_x64(True):
         x1 = jax.random.normal(jax.random.key(0), (3, 6, 5, 2), jnp.float64)

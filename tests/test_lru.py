@@ -233,6 +233,7 @@ def test_deep_lru_with_dropout_needs_a_key_and_is_off_at_evaluation():
     np.testing.assert_array_equal(evaluate(), evaluate())
 
 
+@pytest.mark.slow
 def test_deep_lru_learns_a_memory_task_that_a_memoryless_model_cannot():
     """Target y = Σ_k 0.8^k x_{T-1-k} (a decaying memory of the whole sequence), read at
     the last step. The best predictor that sees only the last input (least squares,

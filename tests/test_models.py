@@ -146,6 +146,7 @@ def test_strided_resnet_block_needs_a_projection():
         models.resnet_block(4, stride=2)
 
 
+@pytest.mark.slow
 def test_densenet_block_concatenates_the_input_and_every_layer():
     c, layers, growth = 3, 4, 5
     block = models.densenet_block(layers, growth, batch_norm=False)
@@ -161,7 +162,8 @@ def test_densenet_block_concatenates_the_input_and_every_layer():
     np.testing.assert_allclose(y[..., : c + 2 * growth], forward(prefix, prefix_params, x), rtol=1e-6, atol=1e-6)
 
 
-@pytest.mark.parametrize("size", [(8, 8), (16, 4), (4, 12)])
+@pytest.mark.parametrize("size", [(8, 8), pytest.param((16, 4), marks=pytest.mark.slow),
+                                  pytest.param((4, 12), marks=pytest.mark.slow)])
 def test_unet_output_has_the_input_resolution(size):
     model = models.unet(3, widths=(4, 6, 8))
     out_shape, params = init(model, (-1, *size, 2))
@@ -177,7 +179,7 @@ def test_unet_rejects_a_resolution_it_cannot_halve_and_double():
 # --- WaveNet: causality and receptive field (via jax.jacobian) ----------------------
 
 
-@pytest.mark.parametrize("num_layers,num_stacks", [(3, 1), (2, 2)])
+@pytest.mark.parametrize("num_layers,num_stacks", [(3, 1), pytest.param(2, 2, marks=pytest.mark.slow)])
 def test_wavenet_is_causal_with_receptive_field_2_to_the_L(num_layers, num_stacks):
     T = 24
     model = models.wavenet(2, num_layers=num_layers, num_stacks=num_stacks, residual_channels=4,

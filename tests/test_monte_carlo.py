@@ -28,6 +28,7 @@ def _manual_average(n, key):
     return total / n
 
 
+@pytest.mark.slow
 def test_average_matches_its_definition_and_the_generator_yields_running_averages():
     key = jax.random.key(2)
     averages = list(monte_carlo_kernel_fn(MODEL.init, MODEL.apply, key, [1, 3])(X1, X2, ("nngp", "ntk")))
