@@ -1,4 +1,4 @@
-"""The jaxdl command: jaxdl list, and jaxdl run NAME to run one experiment.
+"""The jaxdl command: jaxdl list, jaxdl run NAME to run one experiment, jaxdl bench to benchmark the devices.
 
 Exit status: 0 done, 2 bad arguments or output directory, 130 interrupted (Ctrl-C).
 """
@@ -10,6 +10,7 @@ import sys
 import textwrap
 
 from jaxdl import __version__, experiments
+from jaxdl.bench import command as bench_command
 
 FAST_HELP = ("run a reduced version (fewer sizes, seeds and steps; jaxdl list says which, for each "
              "experiment) that takes seconds to a few minutes; its numbers are not the documented "
@@ -19,7 +20,7 @@ FAST_HELP = ("run a reduced version (fewer sizes, seeds and steps; jaxdl list sa
 def _entry(name: str, text: str, indent: int = 2) -> list[str]:
     """``name`` in a column of 19 characters, then ``text`` wrapped to 100 columns."""
     return textwrap.wrap(text, 100, initial_indent=f"{'':{indent}}{name:19s}",
-                         subsequent_indent=" " * (indent + 21))
+                         subsequent_indent=" " * (indent + 21), break_on_hyphens=False)
 
 
 def _option_lines(parser: argparse.ArgumentParser) -> list[str]:
@@ -50,7 +51,7 @@ def _parser() -> argparse.ArgumentParser:
         description="Run the named, reproducible experiments of the jaxdl toolkit.",
     )
     parser.add_argument("--version", action="version", version=f"jaxdl {__version__}")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="{list,run}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="{list,run,bench}")
     commands.add_parser("list", help="list the experiments and what --fast reduces in each")
     run = commands.add_parser("run", help="run an experiment",
                               description="Run one experiment; writes OUT/NAME.json and OUT/NAME.png.")
@@ -61,6 +62,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--resume", action="store_true",
                      help="continue an interrupted run from the finished units of work saved in "
                           "OUT/NAME.json (same NAME, --fast and --seed)")
+    bench_command.add_arguments(commands.add_parser(
+        "bench", help="benchmark standard workloads on this machine's devices (MFU, throughput, memory)",
+        description=bench_command.DESCRIPTION))
     parser.epilog = "\n".join([
         "options of jaxdl run NAME:", *_option_lines(run), "",
         "experiments:", *_experiment_lines(), "",
@@ -89,6 +93,8 @@ def main(argv: list[str] | None = None) -> int:
         for line in _experiment_lines():
             print(line[2:])
         return 0
+    if args.command == "bench":
+        return bench_command.main(args)
     try:
         results = experiments.run(args.name, args.out, fast=args.fast, seed=args.seed, resume=args.resume)
     except experiments.units.Interrupted as stop:

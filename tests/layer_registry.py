@@ -81,6 +81,9 @@ def _models():
         ("models.rnn_classifier_lru_mean", lambda: models.rnn_classifier(2, cell="lru", hidden=3, readout="mean", bidirectional=True), SEQ, (B, 7, 3)),
         ("models.rnn_lm", lambda: models.rnn_lm(11, cell="lstm", embed_dim=3, hidden=4), TOKENS, TokenIds((B, 7, 2), vocab=11)),
         ("models.text_cnn", lambda: models.text_cnn(11, 2, embed_dim=3, widths=(2, 3), num_filters=2), TOKENS, TokenIds((B, 7, 2), vocab=11)),
+        ("models.gpt", lambda: models.gpt(11, context_length=8, d_model=4, num_heads=2, num_layers=1, mlp_ratio=2), TOKENS, TokenIds((B, 7, 2), vocab=11)),
+        ("models.bert", lambda: models.bert(11, context_length=8, d_model=4, num_heads=2, num_layers=1, mlp_ratio=2), TOKENS, TokenIds((B, 9), vocab=11)),
+        ("models.vit", lambda: models.vit(3, patch_size=2, d_model=4, num_heads=2, num_layers=1), (B, 4, 6, 2), (B, 4, 6, 3)),
         ("models.wavenet", lambda: models.wavenet(4, num_layers=2, residual_channels=3, dilation_channels=2, skip_channels=3), SEQ, (B, 7, 3)),
     ]  # fmt: skip
 
@@ -139,6 +142,14 @@ LAYERS = [
         4, 3, 3, 2, linear_scaling=False, pos_emb_type="CONCAT", n_chan_pos_emb=3, val_pos_emb=True,
         pos_emb_decay_fn=lambda d: jnp.exp(-d)), IMG, (B, 6, 5, 3)),
     ("Aggregate_identity_graph", stax.Aggregate, SEQ, None),
+    # transformers (issue 15)
+    ("MultiHeadAttention", lambda: stax.MultiHeadAttention(2, 3), SEQ, (B, 7, 3)),
+    ("MultiHeadAttention_causal_reference_out_dim", lambda: stax.MultiHeadAttention(
+        3, 2, out_dim=4, causal=True, implementation="reference"), SEQ, (B, 7)),
+    ("PositionalEncoding_sinusoidal", lambda: stax.PositionalEncoding("sinusoidal", max_length=8), SEQ, (B, 9, 2)),
+    ("PositionalEncoding_learned", lambda: stax.PositionalEncoding("learned", max_length=8), SEQ, (B, 7, 3)),
+    ("TransformerBlock_pre_ln_causal", lambda: stax.TransformerBlock(2, 3, 5, causal=True), SEQ, (B, 7, 3)),
+    ("TransformerBlock_post_ln", lambda: stax.TransformerBlock(1, 2, 3, pre_ln=False, dropout_rate=0.1), SEQ, (B, 7, 3)),
     # geometric deep learning (issue 16): called without a graph (pattern=None: no edges)
     ("GCNConv", lambda: stax.GCNConv(4, 1.3, 0.1), GRAPH, (B, 5, 4)),
     ("GCNConv_sparse", lambda: stax.GCNConv(4, implementation="SPARSE"), GRAPH, (B, 5, 4)),
@@ -185,7 +196,9 @@ SLOW_IDS = {"models.lenet5", "models.vgg", "models.resnet_no_bn", "models.incept
             "models.unet",
             # recurrent variants whose default-run twins cover the same code paths (eager scans compile slowly)
             "LSTM_sequences", "GRU_last", "Bidirectional_GRU_last_sum", "serial_embedding_stacked_lstm",
-            "models.rnn_classifier_gru", "models.rnn_classifier_lru_mean"}
+            "models.rnn_classifier_gru", "models.rnn_classifier_lru_mean",
+            # transformers: the models reuse the blocks tested in the default run
+            "models.bert", "models.vit", "PositionalEncoding_sinusoidal", "TransformerBlock_post_ln"}
 
 
 def num_elements(shape) -> int:

@@ -50,6 +50,17 @@ def test_every_experiment_declares_the_contract():
         assert {"fast", "seed", "resume"} <= set(inspect.signature(module.run).parameters), name
 
 
+def test_every_experiment_shows_a_progress_bar_and_a_summary():
+    """Each experiment drives its work through ``report.progress`` (directly, or through
+    ``units.run_units`` / ``units.run_fit``, which show one), so a terminal sees a bar,
+    and has a ``summary(results)`` for the headline figures the CLI prints."""
+    bar_calls = ("progress(", "run_units(", "run_fit(")
+    for name, module in experiments.available().items():
+        source = inspect.getsource(module)
+        assert any(call in source for call in bar_calls), f"{name} shows no progress bar"
+        assert callable(getattr(module, "summary", None)), f"{name} has no summary(results)"
+
+
 def test_cli_rejects_unknown_experiments(capsys):
     assert cli.main(["run", "no-such-experiment"]) == 2
     assert "unknown experiment 'no-such-experiment'" in capsys.readouterr().err

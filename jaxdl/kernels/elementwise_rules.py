@@ -175,6 +175,8 @@ def _sign_self_covariance(cov):
 
 def exp(a: float, b: float) -> ElementwiseRule:
     b2 = float(b) ** 2
+    if float(a) == 0.0:  # the layer is identically 0: so is its kernel, even where exp(·) overflows
+        b2 = 0.0
 
     def cross(c, q1, q2, need_dot):
         value = jnp.exp(b2 * ((q1 + q2) / 2 + c))

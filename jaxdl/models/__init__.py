@@ -25,6 +25,7 @@ from jaxdl.models.recurrent import Seq2Seq, causal_lm_loss, lm_cross_entropy, rn
 from jaxdl.models.recursive import RecursiveNet, recursive_net
 from jaxdl.models.resnet import resnet, resnet_block
 from jaxdl.models.sets import TNet, deep_sets, pointnet
+from jaxdl.models.transformer import Transformer, bert, gpt, gpt_generate, mlm_loss, mlm_mask, patch_embedding, transformer, vit
 from jaxdl.models.text import nearest_neighbours, skipgram_loss, skipgram_pairs, text_cnn, train_skipgram
 from jaxdl.models.unet import unet
 from jaxdl.models.wavenet import wavenet
@@ -38,3 +39,5 @@ __all__ += [
     "recursive_net", "rnn_classifier", "rnn_lm", "seq2seq", "skipgram_loss", "skipgram_pairs", "text_cnn",
     "train_skipgram",
 ]  # fmt: skip
+# transformers (issue 15)
+__all__ += ["Transformer", "bert", "gpt", "gpt_generate", "mlm_loss", "mlm_mask", "patch_embedding", "transformer", "vit"]

@@ -31,6 +31,7 @@ decodes step by step), so it is a small functional object::
     tokens, scores = model.beam_search(params, src, beam_width, max_len)
                                                      # (batch, beam, max_len), (batch, beam) best first
     log_p = model.sequence_log_prob(params, src, tgt)  # log p(tgt | src), (batch,)
+    a = model.attention(params, src, tgt_in)         # the weights a_ij under teacher forcing: (batch, n, m)
 
 With ``eos_id`` set, a hypothesis that emits ``EOS`` is finished: it keeps its
 score and is padded with ``EOS`` (and :meth:`Seq2Seq.sequence_log_prob` ignores
@@ -207,6 +208,7 @@ class Seq2Seq(NamedTuple):
     beam_search: Callable
     sequence_log_prob: Callable
     config: dict
+    attention: Callable
 
 
 def seq2seq(
@@ -301,12 +303,16 @@ def seq2seq(
         state = (h0, jnp.zeros_like(h0)) if cell == "lstm" else h0
         return annotations, annotations @ params["attention"]["W_k"], state
 
-    def step(params, annotations, keys, state, prev_token):
-        """One decoder step: attention on ``z_{i−1}``, the cell update, the output log-probabilities."""
+    def attend(params, keys, state):
+        """The attention weights ``a_{ij} = softmax_j(vᵀ tanh(W_q z_{i−1} + W_k ζ_j))``, ``(B, m)``."""
         z_prev = state[0] if cell == "lstm" else state
         query = z_prev @ params["attention"]["W_q"]  # (B, A)
         scores = jnp.tanh(keys + query[:, None, :]) @ params["attention"]["v"]  # (B, m)
-        weights = jax.nn.softmax(scores, axis=-1)
+        return jax.nn.softmax(scores, axis=-1)
+
+    def step(params, annotations, keys, state, prev_token):
+        """One decoder step: attention on ``z_{i−1}``, the cell update, the output log-probabilities."""
+        weights = attend(params, keys, state)
         context = jnp.einsum("bm,bmd->bd", weights, annotations)  # c_i
         embedded = tgt_embed.apply(params["tgt_embed"], prev_token[:, None])[:, 0]
         cell_in = jnp.concatenate([embedded, context], axis=-1)[:, None, :]
@@ -327,6 +333,23 @@ def seq2seq(
 
         _, log_probs = jax.lax.scan(body, state, jnp.swapaxes(tgt_in, 0, 1))
         return jnp.swapaxes(log_probs, 0, 1)
+
+    def attention(params, src, tgt_in):
+        """Teacher forcing: the attention weights ``a_{ij}`` of decoder step ``i`` over source
+        position ``j``, ``(B, n, m)`` (each row sums to 1); row ``i`` depends on ``tgt_in[:, :i]`` only."""
+        tgt_in = check_tokens("tgt_in", tgt_in, tgt_vocab)
+        src = check_tokens("src", src, src_vocab)
+        if tgt_in.shape[0] != src.shape[0]:
+            raise ValueError(f"{name}: src and tgt_in have different batch sizes {src.shape[0]} and {tgt_in.shape[0]}")
+        annotations, keys, state = encode(params, src)
+
+        def body(state, token):
+            weights = attend(params, keys, state)
+            state, _ = step(params, annotations, keys, state, token)
+            return state, weights
+
+        _, weights = jax.lax.scan(body, state, jnp.swapaxes(tgt_in, 0, 1))
+        return jnp.swapaxes(weights, 0, 1)
 
     def shifted(tgt):
         bos = jnp.full((tgt.shape[0], 1), bos_id, tgt.dtype)
@@ -445,6 +468,7 @@ def seq2seq(
         checked(jax.jit(beam_search, static_argnums=(2, 3))),
         checked(jax.jit(sequence_log_prob), "tgt"),
         config,
+        checked(jax.jit(attention), "tgt_in"),
     )
 
 

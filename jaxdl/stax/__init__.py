@@ -57,6 +57,7 @@ from jaxdl.stax.masking import MaskedArray, unmask_fn
 from jaxdl.stax.normalization import BatchNorm, LayerNorm, WeightNorm
 from jaxdl.stax.pooling import AvgPool, GlobalAvgPool, GlobalSumPool, MaxPool, SumPool
 from jaxdl.stax.recurrent import GRU, LSTM, Bidirectional, Embedding, SimpleRNN, zero_state
+from jaxdl.stax.transformer import MultiHeadAttention, PositionalEncoding, TransformerBlock, attention_cache
 from jaxdl.stax.resize import ImageResize
 from jaxdl.stax.sets import PermEquivariant, SetPool
 
@@ -75,4 +76,6 @@ __all__ = [
     "ChebConv", "GATConv", "GCNConv", "MessagePassing", "PermEquivariant", "SetPool",
     # recurrent layers (issue 14)
     "Bidirectional", "Embedding", "GRU", "LSTM", "SimpleRNN", "zero_state",
+    # transformers (issue 15)
+    "MultiHeadAttention", "PositionalEncoding", "TransformerBlock", "attention_cache",
 ]  # fmt: skip

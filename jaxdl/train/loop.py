@@ -120,6 +120,7 @@ def fit(
     apply_takes_key: bool = False,
     state=None,
     batch_transform: Callable | None = None,
+    train_objective: Callable | None = None,
     progress: bool = True,
 ) -> FitResult:
     """Train ``params`` of ``apply_fn`` with ``optimizer`` on ``train_data = (x, y)``.
@@ -150,6 +151,10 @@ def fit(
       batch_transform: ``batch_transform(key, x, y) -> (x, y)`` applied to every
         training minibatch inside the jitted step (data augmentation, e.g.
         :func:`jaxdl.data.augment`); evaluation data is not transformed.
+      train_objective: ``train_objective(params, x, y, key) -> scalar`` replaces
+        ``loss_fn(apply_fn(params, x), y)`` as the training loss of a minibatch (e.g.
+        adversarial training, :mod:`jaxdl.robust.training`); evaluation still uses
+        ``loss_fn``. Stateless models only.
       progress: show a tqdm bar over epochs (hidden when not on a terminal).
     """
     if not callable(apply_fn) or not callable(loss_fn):
@@ -180,6 +185,8 @@ def fit(
     if batch_transform is not None and not callable(batch_transform):
         raise TypeError(f"fit: expected batch_transform(key, x, y) -> (x, y) to be callable, got {batch_transform!r}")
     stateful = state is not None
+    if train_objective is not None and (not callable(train_objective) or stateful):
+        raise TypeError("fit: expected train_objective(params, x, y, key) -> loss to be callable, for a stateless model")
     num_batches = num_examples // batch_size
 
     if mesh is not None:
@@ -221,6 +228,8 @@ def fit(
                 xi, yi = batch_transform(jax.random.fold_in(transform_key, index), xi, yi)
 
             def objective(p):
+                if train_objective is not None:
+                    return train_objective(p, xi, yi, jax.random.fold_in(apply_key, index)), model_state
                 outputs, new_model_state = predict(p, model_state, xi, jax.random.fold_in(apply_key, index), True)
                 return loss_fn(outputs, yi), new_model_state
 
