@@ -11,6 +11,7 @@ import math
 import jax.numpy as jnp
 
 from jaxdl import models, stax
+from jaxdl.generative import dlgm
 
 B = 3
 VEC = (B, 6)
@@ -164,6 +165,8 @@ LAYERS = [
     ("PermEquivariant", lambda: stax.PermEquivariant(4, b_std=0.1), GRAPH, (B, 5, 4)),
     ("models.deep_sets", lambda: models.deep_sets(3, (4,), (4,)), GRAPH, (B, 5, 4)),
     ("models.pointnet", lambda: models.pointnet(3, dim=3, widths=(4, 6), head=(4,)), GRAPH, (B, 5, 4)),
+    ("generative.DeepLatentGaussian", lambda: dlgm.DeepLatentGaussian(
+        (3, 2), [stax.serial(stax.Dense(3), stax.Tanh())], stax.serial(stax.Dense(4), stax.Tanh())), (B, 5), (B, 6)),
     ("DotGeneral_rhs_contracting_H", lambda: stax.DotGeneral(
         rhs=jnp.linspace(-1.0, 1.0, 18).reshape(6, 3), dimension_numbers=(((1,), (0,)), ((), ()))), IMG, (B, 7, 5, 2)),
     ("DotGeneral_lhs_time", lambda: stax.DotGeneral(

@@ -27,6 +27,8 @@ def _fake_results(fast=True):
                    "autoencoder_loss_excess": 0.01,
                    "samples": samples, "train_seconds": 1.0},
         "vae": {"elbo_test_bits_per_dim": 1.9, "iwae_test_bits_per_dim": 1.8, "iwae_k": 16, "samples": samples, "train_seconds": 2.0},
+        "dlgm": {"elbo_test_bits_per_dim": 1.85, "iwae_test_bits_per_dim": 1.75, "iwae_k": 16, "latent_dims": [16, 8],
+                 "samples": samples, "train_seconds": 2.0},
         "realnvp": {"test_bits_per_dim": 1.7, "samples": samples, "train_seconds": 3.0},
         "made": {"test_bits_per_dim": 1.5, "samples": samples, "train_seconds": 4.0},
     }
@@ -38,7 +40,8 @@ def test_table_summary_and_figure_from_a_fake_result():
     results = _fake_results()
     rows = {row["model"]: row for row in results["bits_per_dim"]}
     assert rows["MADE (17-way)"]["kind"].startswith("exact")
-    assert all(rows[m]["kind"].startswith("bound") for m in ("PPCA", "VAE (ELBO)", "VAE (IWAE k=16)", "RealNVP"))
+    assert all(rows[m]["kind"].startswith("bound") for m in ("PPCA", "VAE (ELBO)", "VAE (IWAE k=16)", "RealNVP",
+                                                             "DLGM, 2 levels (ELBO)", "DLGM, 2 levels (IWAE k=16)"))
     lines = gd.summary(results)
     assert lines["RealNVP test bits/dim"].startswith("1.700") and "missing" in lines
     assert report.figure_problems(gd.figure(results), fast=True) == []
@@ -61,6 +64,7 @@ def test_fast_run_writes_json_and_figure(tmp_path):
             assert bits < math.log2(17) + 1, (model, bits)
     assert rows["MADE (17-way)"] < math.log2(17)  # beats uniform after 5 epochs
     assert rows["VAE (IWAE k=16)"] <= rows["VAE (ELBO)"] + 0.01  # IWAE is the tighter bound
+    assert rows["DLGM, 2 levels (IWAE k=16)"] <= rows["DLGM, 2 levels (ELBO)"] + 0.01
     assert saved["units"]["linear"]["fa_em_monotone"] is True
     assert report.figure_problems(gd.figure(saved), fast=True) == []
     assert set(gd.summary(results)) >= {"uniform over 17 levels"}

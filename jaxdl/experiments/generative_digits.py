@@ -36,17 +36,18 @@ from jaxdl import stax
 from jaxdl.data import load_digits
 from jaxdl.experiments.report import colors, new_figure, progress, save_figure, write_json
 from jaxdl.experiments.units import run_units
-from jaxdl.generative import autoregressive, flows, linear
+from jaxdl.generative import autoregressive, dlgm, flows, linear
 from jaxdl.generative import vae as vae_lib
 
 NAME = "generative-digits"
-DESCRIPTION = ("PCA/FA/PPCA, VAE (ELBO, IWAE), RealNVP, MADE and a small DDPM on 8x8 digits: "
+DESCRIPTION = ("PCA/FA/PPCA, VAE and a two-level deep latent Gaussian model (ELBO, IWAE), RealNVP, MADE and a "
+               "small DDPM on 8x8 digits: "
                "test bits/dim, exact or bounded, and sample grids")  # fmt: skip
-FAST_MODE = "few epochs (VAE 5, RealNVP 5, MADE 5, DDPM 10; full 150/150/100/300), smaller networks, T = 50 (full 200)"
+FAST_MODE = "few epochs (VAE and DLGM 5, RealNVP 5, MADE 5, DDPM 10; full 150/30/100/300), smaller networks, T = 50 (full 200)"
 
 LEVELS = 17
 DIM = 64
-MODELS = ("linear", "vae", "realnvp", "made", "ddpm")
+MODELS = ("linear", "vae", "realnvp", "made", "ddpm", "dlgm")  # the unit keys are fold_in(seed, index): append only
 UNIFORM_BITS = math.log2(LEVELS)
 
 
@@ -64,6 +65,7 @@ def settings_for(fast: bool, seed: int) -> dict:
         "learning_rate": 1e-3,
         "vae_hidden": 128 if fast else 256,
         "vae_latent": 16,
+        "dlgm_latents": [16, 8],  # d_1 (next to the pixels), d_2 (top)
         "iwae_k": 16 if fast else 256,
         "flow_couplings": 4 if fast else 8,
         # wider or longer-trained flows overfit the 1347 images (8 couplings of 256x256 for 150
@@ -179,22 +181,37 @@ def _linear_unit(data: _Data, settings, key) -> dict:
     }
 
 
-def _vae_unit(data: _Data, settings, key) -> dict:
-    h, latent = settings["vae_hidden"], settings["vae_latent"]
+def _mlp(hidden, out_dim):
     dense = dict(parameterization="standard", b_std=0.0)
-    enc = stax.serial(stax.Dense(h, W_std=2**0.5, **dense), stax.Relu(), stax.Dense(2 * latent, **dense))
-    dec = stax.serial(stax.Dense(h, W_std=2**0.5, **dense), stax.Relu(), stax.Dense(DIM, **dense))
-    model = vae_lib.vae(enc, dec, latent, "gaussian")
+    return stax.serial(stax.Dense(hidden, W_std=2**0.5, **dense), stax.Relu(), stax.Dense(out_dim, **dense))
+
+
+def _fit_latent_model(model, data: _Data, settings, key, desc) -> dict:
+    """Train a VAE-like model (``vae.VAE``; the DLGM is one) on the ELBO; test ELBO and IWAE bits/dim."""
     init_key, train_key, eval_key = jax.random.split(key, 3)
     params = model.init(init_key, (-1, DIM))
     params, losses, seconds = _train(lambda p, b, k: -jnp.mean(model.elbo(p, b, k)), params, data.pixels_train, data,
-                                     settings, settings["epochs"]["vae"], train_key, "VAE")  # fmt: skip
+                                     settings, settings["epochs"]["vae"], train_key, desc)  # fmt: skip
     k = settings["iwae_k"]
     elbo = data.test_bits(lambda t: model.elbo(params, jnp.asarray(t), eval_key, num_samples=16))
     iwae = data.test_bits(jax.jit(lambda t: model.iwae(params, t, eval_key, k)))
     return {"elbo_test_bits_per_dim": elbo, "iwae_test_bits_per_dim": iwae, "iwae_k": k, "train_loss": losses,
             "samples": data.to_images(model.sample(params, jax.random.fold_in(key, 1), settings["num_samples"])),
             "train_seconds": seconds}  # fmt: skip
+
+
+def _vae_unit(data: _Data, settings, key) -> dict:
+    h, latent = settings["vae_hidden"], settings["vae_latent"]
+    model = vae_lib.vae(_mlp(h, 2 * latent), _mlp(h, DIM), latent, "gaussian")
+    return _fit_latent_model(model, data, settings, key, "VAE")
+
+
+def _dlgm_unit(data: _Data, settings, key) -> dict:
+    """The seeds' deep latent Gaussian model: stochastic layers at two levels, h^2 = W^2 z^2,
+    h^1 = F^1(h^2) + W^1 z^1, x ~ N(T(h^1), diag σ²), with a bottom-up recognition network."""
+    h, dims = settings["vae_hidden"], tuple(settings["dlgm_latents"])
+    model = dlgm.dlgm(_mlp(h, 2 * sum(dims)), dims, [_mlp(h, dims[0])], _mlp(h, DIM), "gaussian")
+    return {**_fit_latent_model(model, data, settings, key, "DLGM"), "latent_dims": list(dims)}
 
 
 def _realnvp_unit(data: _Data, settings, key) -> dict:
@@ -254,14 +271,14 @@ def _ddpm_available() -> bool:
 
 
 def run(out_dir: Path, *, fast: bool = False, seed: int = 0, resume: bool = False) -> dict:
-    """Fit the five model families (one unit of work each); writes ``generative-digits.json`` and ``.png``."""
+    """Fit the six model families (one unit of work each); writes ``generative-digits.json`` and ``.png``."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     settings = settings_for(fast, seed)
     dataset = load_digits(test_fraction=0.25, seed=seed, standardize=False)
     data = _Data(dataset, seed, settings["test_dequantisations"])
-    work_fns = {"linear": _linear_unit, "vae": _vae_unit, "realnvp": _realnvp_unit, "made": _made_unit,
-                "ddpm": _ddpm_unit}  # fmt: skip
+    work_fns = {"linear": _linear_unit, "vae": _vae_unit, "dlgm": _dlgm_unit, "realnvp": _realnvp_unit,
+                "made": _made_unit, "ddpm": _ddpm_unit}  # fmt: skip
     keys = [k for k in MODELS if k != "ddpm" or _ddpm_available()]
 
     def work(unit: str) -> dict:
@@ -306,6 +323,14 @@ def bits_table(units: dict) -> list[dict]:
             {"model": f"VAE (IWAE k={units['vae']['iwae_k']})", "bits_per_dim": units["vae"]["iwae_test_bits_per_dim"],
              "kind": "bound (IWAE, dequantisation)"},
         ]  # fmt: skip
+    if "dlgm" in units:
+        levels = len(units["dlgm"]["latent_dims"])
+        rows += [
+            {"model": f"DLGM, {levels} levels (ELBO)", "bits_per_dim": units["dlgm"]["elbo_test_bits_per_dim"],
+             "kind": "bound (ELBO, dequantisation)"},
+            {"model": f"DLGM, {levels} levels (IWAE k={units['dlgm']['iwae_k']})",
+             "bits_per_dim": units["dlgm"]["iwae_test_bits_per_dim"], "kind": "bound (IWAE, dequantisation)"},
+        ]  # fmt: skip
     if "realnvp" in units:
         rows.append({"model": "RealNVP", "bits_per_dim": units["realnvp"]["test_bits_per_dim"],
                      "kind": "bound (exact continuous density, dequantisation)"})  # fmt: skip
@@ -331,7 +356,7 @@ def summary(results: dict) -> dict:
     return lines
 
 
-def _grid(samples, columns=8):
+def _grid(samples, columns=4):
     samples = np.asarray(samples, np.float64).reshape(-1, 8, 8)
     rows = -(-len(samples) // columns)
     mosaic = np.full((rows * 9 - 1, columns * 9 - 1), np.nan)
@@ -345,10 +370,10 @@ def figure(results: dict):
     """Bits/dim per model (exact vs bound) and a sample grid per model."""
     units = results["units"]
     grids = [(name, units[key]["samples"]) for key, name in
-             (("linear", "PPCA"), ("vae", "VAE (decoder means)"), ("realnvp", "RealNVP"), ("made", "MADE"),
-              ("ddpm", "DDPM")) if key in units]  # fmt: skip
+             (("linear", "PPCA"), ("vae", "VAE (decoder means)"), ("dlgm", "DLGM (decoder means)"),
+              ("realnvp", "RealNVP"), ("made", "MADE"), ("ddpm", "DDPM")) if key in units]  # fmt: skip
     fig, axes = new_figure(f"Generative models on 8x8 digits ({results['num_train']} train / {results['num_test']} test)",
-                           results["fast"], 2, 3, figsize=(14, 8))  # fmt: skip
+                           results["fast"], 2, 4, figsize=(18, 8))  # fmt: skip
     axes = axes.ravel()
     rows = results["bits_per_dim"]
     palette = colors(2)
@@ -364,7 +389,7 @@ def figure(results: dict):
                title="negative log-likelihood of the test digits")  # fmt: skip
     for ax, (name, samples) in zip(axes[1:], grids):
         ax.imshow(_grid(samples), cmap="gray_r", vmin=0, vmax=1)
-        ax.set(title=f"{name} samples", xlabel="8 samples of 8 px per row", ylabel="rows of 8 px")
+        ax.set(title=f"{name} samples", xlabel="4 samples of 8x8 px per row", ylabel="rows of samples")
         ax.set_xticks([])
         ax.set_yticks([])
     for ax in axes[1 + len(grids) :]:

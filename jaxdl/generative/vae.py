@@ -18,8 +18,9 @@ likelihood's parameters (Gaussian: the mean, with a learnt per-pixel log-varianc
 in ``params["log_var"]`` or a fixed one; Bernoulli: the logits). With a linear
 decoder and a Gaussian likelihood this is the linear-Gaussian (factor-analysis)
 model of :mod:`jaxdl.generative.linear`, whose exact marginal likelihood the tests
-use as the reference; with a deep decoder it is the seeds' deep latent Gaussian
-model trained with a recognition network. Written by hand: flax/optax have no VAE.
+use as the reference. The seeds' deep latent Gaussian model, with stochastic layers
+at every level, is this VAE with the top-down network of :mod:`jaxdl.generative.dlgm`
+as its decoder. Written by hand: flax/optax have no VAE.
 """
 
 from __future__ import annotations
