@@ -50,6 +50,44 @@ def test_inverse_of_forward_is_identity_for_every_bijector():
             assert not np.allclose(x, z) or bij.name == "permutation"
 
 
+def _numpy_masked_coupling(layers, mask, x, inverse=False):
+    """The seed's formula with the full conditioner on ``mask ⊙ x`` (numpy, float64):
+    ``y = mask⊙x + (1−mask)⊙(x⊙exp(s) + t)``, ``log|det| = Σ (1−mask)⊙s``; the inverse
+    ``x = mask⊙y + (1−mask)⊙((y − t)⊙exp(−s))`` (``s, t`` of ``mask⊙y = mask⊙x``)."""
+    h = mask * x
+    for i, (W, b) in enumerate(layers):
+        h = h @ W + b
+        h = np.maximum(h, 0) if i < len(layers) - 1 else h
+    dim = mask.shape[0]
+    t, s = h[:, :dim], 3.0 * np.tanh(h[:, dim:] / 3.0)
+    if inverse:
+        return mask * x + (1 - mask) * ((x - t) * np.exp(-s)), -np.sum((1 - mask) * s, -1)
+    return mask * x + (1 - mask) * (x * np.exp(s) + t), np.sum((1 - mask) * s, -1)
+
+
+@pytest.mark.parametrize("mask, hidden", [(flows.alternating_mask(6, 1), (8,)),
+                                          ([0, 1, 1, 0, 1, 0, 0], (8, 5)), ([1, 0, 0, 1, 0], ())])  # fmt: skip
+def test_coupling_on_the_kept_part_equals_the_plain_masked_formula(mask, hidden):
+    mask = np.asarray(mask, np.float64)
+    dim = mask.shape[0]
+    with jax.enable_x64(True):
+        f = flows.flow([flows.affine_coupling(mask, hidden)], dim)
+        params = jax.tree.map(lambda a: a.astype(jnp.float64), _randomised(f, jax.random.key(6), 0.7))
+        coupling = params["0_affine_coupling"]
+        names = [f"Dense_{2 * i}" for i in range(len(hidden) + 1)]
+        widths = [dim, *hidden, 2 * dim]
+        assert [coupling[n]["W"].shape for n in names] == list(zip(widths[:-1], widths[1:]))  # full shapes kept
+        layers = [(np.asarray(coupling[n]["W"]), np.asarray(coupling[n]["b"])) for n in names]
+        x = np.asarray(jax.random.normal(jax.random.key(7), (5, dim), jnp.float64))
+        for inverse, apply in ((False, f.forward), (True, f.inverse)):
+            y, log_det = apply(params, jnp.asarray(x))
+            expected_y, expected_log_det = _numpy_masked_coupling(layers, mask, x, inverse)
+            np.testing.assert_allclose(y, expected_y, rtol=1e-12, atol=1e-12)
+            np.testing.assert_allclose(log_det, expected_log_det, rtol=1e-12, atol=1e-12)
+            assert np.min(np.abs(expected_log_det)) > 1e-2  # the moved part really is scaled
+            np.testing.assert_array_equal(np.asarray(y)[:, mask == 1], x[:, mask == 1])
+
+
 @pytest.mark.slow
 def test_density_integrates_to_one_and_samples_match_log_prob():
     flow = flows.realnvp(2, num_couplings=4, hidden=(16,), mixing="1x1")
