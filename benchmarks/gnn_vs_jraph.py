@@ -24,14 +24,13 @@ from __future__ import annotations
 
 import argparse
 import math
-import statistics
-import time
 
 import jax
 import jax.numpy as jnp
 import jraph
 import numpy as np
 
+from _timing import median_times  # benchmarks/_timing.py (this script's folder is on sys.path)
 from jaxdl import graphs, stax
 
 
@@ -44,19 +43,6 @@ def random_graph(n: int, degree: float, features: int, seed: int = 0) -> graphs.
     u, v = u[keep], v[keep]
     x = rng.standard_normal((n, features)).astype(np.float32)
     return graphs.graph(x, np.concatenate([u, v]), np.concatenate([v, u]))
-
-
-def median_times(functions: dict, args: dict, rounds: int) -> dict:
-    """Compile each, then ``rounds`` rounds calling each once in turn; median seconds per call."""
-    for name, fn in functions.items():
-        jax.block_until_ready(fn(*args[name]))
-    times = {name: [] for name in functions}
-    for _ in range(rounds):
-        for name, fn in functions.items():
-            start = time.perf_counter()
-            jax.block_until_ready(fn(*args[name]))
-            times[name].append(time.perf_counter() - start)
-    return {name: statistics.median(values) for name, values in times.items()}
 
 
 def jaxdl_gcn(features: int, implementation: str):

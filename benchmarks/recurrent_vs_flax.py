@@ -20,14 +20,13 @@ from __future__ import annotations
 
 import argparse
 import math
-import statistics
-import time
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from _timing import median_times  # benchmarks/_timing.py (this script's folder is on sys.path)
 from jaxdl import stax
 
 
@@ -38,19 +37,6 @@ def num_params(tree) -> int:
 def forward_backward(apply):
     """The jitted ``params, x -> (sum(apply(params, x)), grad)``."""
     return jax.jit(jax.value_and_grad(lambda params, x: jnp.sum(apply(params, x))))
-
-
-def median_times(functions: dict, args: dict, rounds: int) -> dict:
-    """Compile each, then ``rounds`` rounds calling each once in turn; median seconds per call."""
-    for name, fn in functions.items():
-        jax.block_until_ready(fn(*args[name]))
-    times = {name: [] for name in functions}
-    for _ in range(rounds):
-        for name, fn in functions.items():
-            start = time.perf_counter()
-            jax.block_until_ready(fn(*args[name]))
-            times[name].append(time.perf_counter() - start)
-    return {name: statistics.median(values) for name, values in times.items()}
 
 
 # --- (a) LSTM / GRU against flax ------------------------------------------------------------

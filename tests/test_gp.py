@@ -61,6 +61,19 @@ def test_log_marginal_likelihood_matches_scipy():
         prob.gp_posterior(prob.rbf_kernel, x, y, x, noise_variance=-1.0)
 
 
+def test_fitting_hyperparameters_reports_a_non_finite_likelihood_with_its_step():
+    x = np.linspace(-1, 1, 6)[:, None]
+
+    def kernel(p, a, b):  # the lengthscale's exp overflows to inf after a few steps of growth
+        return prob.rbf_kernel(a, b, 1.0, jnp.exp(jnp.exp(p["log_log_variance"])))
+
+    init = {"log_log_variance": 4.4, "log_noise_variance": -1.0}  # exp(e^4.4) ≈ 1.6e35: finite; e^4.5 is 90 → inf
+    with pytest.raises(FloatingPointError, match=r"^fit_hyperparameters: the log marginal likelihood became -?(nan|inf) at step \d+"):
+        prob.fit_hyperparameters(kernel, init, x, np.sin(3 * x[:, 0]), num_steps=20, learning_rate=-0.5)
+    with pytest.raises(ValueError, match="^fit_hyperparameters: expected num_steps"):
+        prob.fit_hyperparameters(kernel, init, x, x[:, 0], num_steps=0)
+
+
 @pytest.mark.slow
 def test_fitting_hyperparameters_reaches_the_grid_search_optimum():
     x = np.linspace(-3, 3, 25)[:, None]

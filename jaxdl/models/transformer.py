@@ -151,20 +151,57 @@ def _run_blocks(blocks, params, h, *, key=None, train=None, mask=None, return_at
 # --- GPT -------------------------------------------------------------------------
 
 
-def _token_stack_init(name, key, input_shape, embed, pos, blocks, context_length, d_model, vocab_size):
-    """Params of Embedding → positions → blocks → final LayerNorm → vocabulary head (GPT and BERT)."""
-    key = check_key(name, key)
-    shape = check_shape(name, input_shape)
-    if len(shape) != 2:
-        raise ValueError(f"{name}: expected input_shape (batch, time) of token ids, got {input_shape!r}")
-    _check_length(name, "input_shape with sequences", shape[1], context_length)
-    keys = jax.random.split(key, len(blocks) + 3)
-    seq = (shape[0], context_length, d_model)
-    params = {"embed": embed.init(keys[0], shape)[1], "pos": pos.init(keys[1], seq)[1]}
-    params.update(_blocks_init(keys[3:], blocks, seq))
-    params["ln_f"] = _ln_params(d_model)
-    params["head"] = _dense(keys[2], d_model, vocab_size)
-    return shape + (vocab_size,), params
+def _token_stack(name, *, causal, vocab_size, context_length, d_model, num_heads, num_layers, mlp_ratio,
+                 dropout_rate, pre_ln, implementation):  # fmt: skip
+    """What GPT and BERT share: Embedding → learned positions → ``num_layers`` blocks → final
+    LayerNorm (pre-LN) → vocabulary head. Checks the hyperparameters and returns
+    ``(init_fn, forward, spec)`` with ``forward(params, tokens, *, offset=0, **block_kwargs)
+    -> (logits, extras)`` (``extras`` from :func:`_run_blocks`)."""
+    vocab_size = check_positive_int(name, "vocab_size", vocab_size)
+    context_length = check_positive_int(name, "context_length", context_length)
+    d_model = check_positive_int(name, "d_model", d_model)
+    num_heads = check_positive_int(name, "num_heads", num_heads)
+    num_layers = check_positive_int(name, "num_layers", num_layers)
+    mlp_ratio = check_positive_int(name, "mlp_ratio", mlp_ratio)
+    dropout_rate = _check_rate(name, dropout_rate)
+    pre_ln = _check_bool(name, "pre_ln", pre_ln)
+    implementation = check_choice(name, "implementation", implementation, IMPLEMENTATIONS)
+    head_dim = _head_dim(name, d_model, num_heads)
+    embed = Embedding(vocab_size, d_model)
+    pos = PositionalEncoding("learned", context_length)
+    blocks = [
+        TransformerBlock(num_heads, head_dim, mlp_ratio * d_model, pre_ln=pre_ln, dropout_rate=dropout_rate,
+                         causal=causal, implementation=implementation)
+        for _ in range(num_layers)
+    ]
+
+    def init_fn(key, input_shape):
+        key = check_key(name, key)
+        shape = check_shape(name, input_shape)
+        if len(shape) != 2:
+            raise ValueError(f"{name}: expected input_shape (batch, time) of token ids, got {input_shape!r}")
+        _check_length(name, "input_shape with sequences", shape[1], context_length)
+        keys = jax.random.split(key, len(blocks) + 3)
+        seq = (shape[0], context_length, d_model)
+        params = {"embed": embed.init(keys[0], shape)[1], "pos": pos.init(keys[1], seq)[1]}
+        params.update(_blocks_init(keys[3:], blocks, seq))
+        params["ln_f"] = _ln_params(d_model)
+        params["head"] = _dense(keys[2], d_model, vocab_size)
+        return shape + (vocab_size,), params
+
+    def forward(params, tokens, *, offset=0, **block_kwargs):
+        tokens = _token_ids(name, tokens)
+        _check_length(name, "sequences", tokens.shape[1], context_length)
+        h = pos.apply(params["pos"], embed.apply(params["embed"], tokens), offset=offset)
+        h, extras = _run_blocks(blocks, params, h, **block_kwargs)
+        if pre_ln:
+            h = layer_norm(h, params["ln_f"], LN_EPS)
+        return _affine(h, params["head"]), extras
+
+    spec = LayerSpec(name, dict(vocab_size=vocab_size, context_length=context_length, d_model=d_model,
+                                num_heads=num_heads, num_layers=num_layers, mlp_ratio=mlp_ratio,
+                                dropout_rate=dropout_rate, pre_ln=pre_ln))
+    return init_fn, forward, spec
 
 
 def gpt(
@@ -194,44 +231,19 @@ def gpt(
     Params: ``{"embed", "pos", "block_0", ..., "ln_f", "head"}``. No infinite-width kernel.
     """
     name = "GPT"
-    vocab_size = check_positive_int(name, "vocab_size", vocab_size)
-    context_length = check_positive_int(name, "context_length", context_length)
-    d_model = check_positive_int(name, "d_model", d_model)
-    num_heads = check_positive_int(name, "num_heads", num_heads)
-    num_layers = check_positive_int(name, "num_layers", num_layers)
-    mlp_ratio = check_positive_int(name, "mlp_ratio", mlp_ratio)
-    dropout_rate = _check_rate(name, dropout_rate)
-    pre_ln = _check_bool(name, "pre_ln", pre_ln)
-    implementation = check_choice(name, "implementation", implementation, IMPLEMENTATIONS)
-    head_dim = _head_dim(name, d_model, num_heads)
-    embed = Embedding(vocab_size, d_model)
-    pos = PositionalEncoding("learned", context_length)
-    blocks = [
-        TransformerBlock(num_heads, head_dim, mlp_ratio * d_model, pre_ln=pre_ln, dropout_rate=dropout_rate,
-                         causal=True, implementation=implementation)
-        for _ in range(num_layers)
-    ]
-
-    def init_fn(key, input_shape):
-        return _token_stack_init(name, key, input_shape, embed, pos, blocks, context_length, d_model, vocab_size)
+    init_fn, forward, spec = _token_stack(
+        name, causal=True, vocab_size=vocab_size, context_length=context_length, d_model=d_model,
+        num_heads=num_heads, num_layers=num_layers, mlp_ratio=mlp_ratio, dropout_rate=dropout_rate, pre_ln=pre_ln,
+        implementation=implementation)  # fmt: skip
 
     def apply_fn(params, tokens, *, key=None, train=None, cache=None, return_attention=False, **kwargs):
-        tokens = _token_ids(name, tokens)
-        _check_length(name, "sequences", tokens.shape[1], context_length)
         if cache is not None and (not isinstance(cache, tuple) or len(cache) != num_layers):
             raise ValueError(f"{name}: expected cache to be a tuple of {num_layers} attention caches, got {type(cache).__name__}")
         offset = 0 if cache is None else cache[0]["index"]
-        h = pos.apply(params["pos"], embed.apply(params["embed"], tokens), offset=offset)
-        h, extras = _run_blocks(blocks, params, h, key=key, train=train, return_attention=return_attention,
-                                cache=cache)
-        if pre_ln:
-            h = layer_norm(h, params["ln_f"], LN_EPS)
-        logits = _affine(h, params["head"])
+        logits, extras = forward(params, tokens, offset=offset, key=key, train=train,
+                                 return_attention=return_attention, cache=cache)  # fmt: skip
         return logits if extras is None else (logits, extras)
 
-    spec = LayerSpec(name, dict(vocab_size=vocab_size, context_length=context_length, d_model=d_model,
-                                num_heads=num_heads, num_layers=num_layers, mlp_ratio=mlp_ratio,
-                                dropout_rate=dropout_rate, pre_ln=pre_ln))
     return make_layer(name, init_fn, apply_fn, spec)
 
 
@@ -351,41 +363,15 @@ def bert(
     tokens (True) against padding. Train with :func:`mlm_loss`.
     """
     name = "BERT"
-    vocab_size = check_positive_int(name, "vocab_size", vocab_size)
-    context_length = check_positive_int(name, "context_length", context_length)
-    d_model = check_positive_int(name, "d_model", d_model)
-    num_heads = check_positive_int(name, "num_heads", num_heads)
-    num_layers = check_positive_int(name, "num_layers", num_layers)
-    mlp_ratio = check_positive_int(name, "mlp_ratio", mlp_ratio)
-    dropout_rate = _check_rate(name, dropout_rate)
-    pre_ln = _check_bool(name, "pre_ln", pre_ln)
-    implementation = check_choice(name, "implementation", implementation, IMPLEMENTATIONS)
-    head_dim = _head_dim(name, d_model, num_heads)
-    embed = Embedding(vocab_size, d_model)
-    pos = PositionalEncoding("learned", context_length)
-    blocks = [
-        TransformerBlock(num_heads, head_dim, mlp_ratio * d_model, pre_ln=pre_ln, dropout_rate=dropout_rate,
-                         implementation=implementation)
-        for _ in range(num_layers)
-    ]
-
-    def init_fn(key, input_shape):
-        return _token_stack_init(name, key, input_shape, embed, pos, blocks, context_length, d_model, vocab_size)
+    init_fn, forward, spec = _token_stack(
+        name, causal=False, vocab_size=vocab_size, context_length=context_length, d_model=d_model,
+        num_heads=num_heads, num_layers=num_layers, mlp_ratio=mlp_ratio, dropout_rate=dropout_rate, pre_ln=pre_ln,
+        implementation=implementation)  # fmt: skip
 
     def apply_fn(params, tokens, *, mask=None, key=None, train=None, return_attention=False, **kwargs):
-        tokens = _token_ids(name, tokens)
-        _check_length(name, "sequences", tokens.shape[1], context_length)
-        h = pos.apply(params["pos"], embed.apply(params["embed"], tokens))
-        h, weights = _run_blocks(blocks, params, h, key=key, train=train, mask=mask,
-                                 return_attention=return_attention)
-        if pre_ln:
-            h = layer_norm(h, params["ln_f"], LN_EPS)
-        logits = _affine(h, params["head"])
+        logits, weights = forward(params, tokens, key=key, train=train, mask=mask, return_attention=return_attention)
         return (logits, weights) if return_attention else logits
 
-    spec = LayerSpec(name, dict(vocab_size=vocab_size, context_length=context_length, d_model=d_model,
-                                num_heads=num_heads, num_layers=num_layers, mlp_ratio=mlp_ratio,
-                                dropout_rate=dropout_rate, pre_ln=pre_ln))
     return make_layer(name, init_fn, apply_fn, spec)
 
 

@@ -140,19 +140,22 @@ def fit_hyperparameters(kernel, params, x_train, y_train, *, num_steps: int = 20
     optimizer = optax.adam(learning_rate)
 
     @jax.jit
-    def step(p, state):
-        value, grad = jax.value_and_grad(lml)(p)
-        updates, state = optimizer.update(jax.tree_util.tree_map(jnp.negative, grad), state, p)
-        return optax.apply_updates(p, updates), state, value
+    def ascend(params):
+        def step(carry, _):
+            p, state = carry
+            value, grad = jax.value_and_grad(lml)(p)
+            updates, state = optimizer.update(jax.tree_util.tree_map(jnp.negative, grad), state, p)
+            return (optax.apply_updates(p, updates), state), value
 
-    params = jax.tree_util.tree_map(jnp.asarray, params)
-    state, history = optimizer.init(params), []
-    for _ in range(num_steps):
-        params, state, value = step(params, state)
-        if not bool(jnp.isfinite(value)):
-            raise FloatingPointError(f"{fn}: the log marginal likelihood became {float(value)}")
-        history.append(float(value))
-    return params, history
+        (params, _), history = jax.lax.scan(step, (params, optimizer.init(params)), length=num_steps)
+        return params, history
+
+    params, history = ascend(jax.tree_util.tree_map(jnp.asarray, params))
+    history = np.asarray(history, np.float64)
+    bad = np.flatnonzero(~np.isfinite(history))
+    if bad.size:
+        raise FloatingPointError(f"{fn}: the log marginal likelihood became {history[bad[0]]} at step {bad[0]}")
+    return params, history.tolist()
 
 
 _ACTIVATIONS = {"erf": (stax.Erf, jax.scipy.special.erf), "relu": (stax.Relu, jax.nn.relu)}
