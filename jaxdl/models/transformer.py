@@ -151,6 +151,27 @@ def _run_blocks(blocks, params, h, *, key=None, train=None, mask=None, return_at
 # --- GPT -------------------------------------------------------------------------
 
 
+def _blocks(name, *, causal, d_model, num_heads, num_layers, mlp_ratio, dropout_rate, pre_ln, implementation,
+            cross_attention=False):  # fmt: skip
+    """Check the hyperparameters every transformer model here shares and build its ``num_layers``
+    ``TransformerBlock``s (``head_dim = d_model / num_heads``, MLP width ``mlp_ratio · d_model``).
+    Returns ``(blocks, hyper)``, ``hyper`` the checked values as the spec records them."""
+    hyper = dict(d_model=check_positive_int(name, "d_model", d_model),
+                 num_heads=check_positive_int(name, "num_heads", num_heads),
+                 num_layers=check_positive_int(name, "num_layers", num_layers),
+                 mlp_ratio=check_positive_int(name, "mlp_ratio", mlp_ratio),
+                 dropout_rate=_check_rate(name, dropout_rate), pre_ln=_check_bool(name, "pre_ln", pre_ln))  # fmt: skip
+    implementation = check_choice(name, "implementation", implementation, IMPLEMENTATIONS)
+    head_dim = _head_dim(name, hyper["d_model"], hyper["num_heads"])
+    blocks = [
+        TransformerBlock(hyper["num_heads"], head_dim, hyper["mlp_ratio"] * hyper["d_model"], pre_ln=hyper["pre_ln"],
+                         dropout_rate=hyper["dropout_rate"], causal=causal, cross_attention=cross_attention,
+                         implementation=implementation)  # fmt: skip
+        for _ in range(hyper["num_layers"])
+    ]
+    return blocks, hyper
+
+
 def _token_stack(name, *, causal, vocab_size, context_length, d_model, num_heads, num_layers, mlp_ratio,
                  dropout_rate, pre_ln, implementation):  # fmt: skip
     """What GPT and BERT share: Embedding → learned positions → ``num_layers`` blocks → final
@@ -159,21 +180,12 @@ def _token_stack(name, *, causal, vocab_size, context_length, d_model, num_heads
     -> (logits, extras)`` (``extras`` from :func:`_run_blocks`)."""
     vocab_size = check_positive_int(name, "vocab_size", vocab_size)
     context_length = check_positive_int(name, "context_length", context_length)
-    d_model = check_positive_int(name, "d_model", d_model)
-    num_heads = check_positive_int(name, "num_heads", num_heads)
-    num_layers = check_positive_int(name, "num_layers", num_layers)
-    mlp_ratio = check_positive_int(name, "mlp_ratio", mlp_ratio)
-    dropout_rate = _check_rate(name, dropout_rate)
-    pre_ln = _check_bool(name, "pre_ln", pre_ln)
-    implementation = check_choice(name, "implementation", implementation, IMPLEMENTATIONS)
-    head_dim = _head_dim(name, d_model, num_heads)
+    blocks, hyper = _blocks(name, causal=causal, d_model=d_model, num_heads=num_heads, num_layers=num_layers,
+                            mlp_ratio=mlp_ratio, dropout_rate=dropout_rate, pre_ln=pre_ln,
+                            implementation=implementation)  # fmt: skip
+    d_model, pre_ln = hyper["d_model"], hyper["pre_ln"]
     embed = Embedding(vocab_size, d_model)
     pos = PositionalEncoding("learned", context_length)
-    blocks = [
-        TransformerBlock(num_heads, head_dim, mlp_ratio * d_model, pre_ln=pre_ln, dropout_rate=dropout_rate,
-                         causal=causal, implementation=implementation)
-        for _ in range(num_layers)
-    ]
 
     def init_fn(key, input_shape):
         key = check_key(name, key)
@@ -198,9 +210,7 @@ def _token_stack(name, *, causal, vocab_size, context_length, d_model, num_heads
             h = layer_norm(h, params["ln_f"], LN_EPS)
         return _affine(h, params["head"]), extras
 
-    spec = LayerSpec(name, dict(vocab_size=vocab_size, context_length=context_length, d_model=d_model,
-                                num_heads=num_heads, num_layers=num_layers, mlp_ratio=mlp_ratio,
-                                dropout_rate=dropout_rate, pre_ln=pre_ln))
+    spec = LayerSpec(name, dict(vocab_size=vocab_size, context_length=context_length, **hyper))
     return init_fn, forward, spec
 
 
@@ -448,19 +458,10 @@ def vit(
     name = "ViT"
     num_classes = check_positive_int(name, "num_classes", num_classes)
     patch_size = check_positive_int(name, "patch_size", patch_size)
-    d_model = check_positive_int(name, "d_model", d_model)
-    num_heads = check_positive_int(name, "num_heads", num_heads)
-    num_layers = check_positive_int(name, "num_layers", num_layers)
-    mlp_ratio = check_positive_int(name, "mlp_ratio", mlp_ratio)
-    dropout_rate = _check_rate(name, dropout_rate)
-    pre_ln = _check_bool(name, "pre_ln", pre_ln)
-    implementation = check_choice(name, "implementation", implementation, IMPLEMENTATIONS)
-    head_dim = _head_dim(name, d_model, num_heads)
-    blocks = [
-        TransformerBlock(num_heads, head_dim, mlp_ratio * d_model, pre_ln=pre_ln, dropout_rate=dropout_rate,
-                         implementation=implementation)
-        for _ in range(num_layers)
-    ]
+    blocks, hyper = _blocks(name, causal=False, d_model=d_model, num_heads=num_heads, num_layers=num_layers,
+                            mlp_ratio=mlp_ratio, dropout_rate=dropout_rate, pre_ln=pre_ln,
+                            implementation=implementation)  # fmt: skip
+    d_model, num_layers, pre_ln = hyper["d_model"], hyper["num_layers"], hyper["pre_ln"]
 
     def init_fn(key, input_shape):
         key = check_key(name, key)
@@ -513,8 +514,7 @@ def vit(
         logits = _affine(h[:, 0], params["head"])
         return (logits, weights) if return_attention else logits
 
-    spec = LayerSpec(name, dict(num_classes=num_classes, patch_size=patch_size, d_model=d_model, num_heads=num_heads,
-                                num_layers=num_layers, mlp_ratio=mlp_ratio, dropout_rate=dropout_rate, pre_ln=pre_ln))
+    spec = LayerSpec(name, dict(num_classes=num_classes, patch_size=patch_size, **hyper))
     return make_layer(name, init_fn, apply_fn, spec)
 
 
@@ -565,14 +565,11 @@ def transformer(
     src_vocab = check_positive_int(name, "src_vocab", src_vocab)
     tgt_vocab = check_positive_int(name, "tgt_vocab", tgt_vocab)
     context_length = check_positive_int(name, "context_length", context_length)
-    d_model = check_positive_int(name, "d_model", d_model)
-    num_heads = check_positive_int(name, "num_heads", num_heads)
-    num_layers = check_positive_int(name, "num_layers", num_layers)
-    mlp_ratio = check_positive_int(name, "mlp_ratio", mlp_ratio)
-    dropout_rate = _check_rate(name, dropout_rate)
-    pre_ln = _check_bool(name, "pre_ln", pre_ln)
-    implementation = check_choice(name, "implementation", implementation, IMPLEMENTATIONS)
-    head_dim = _head_dim(name, d_model, num_heads)
+    block_args = dict(d_model=d_model, num_heads=num_heads, num_layers=num_layers, mlp_ratio=mlp_ratio,
+                      dropout_rate=dropout_rate, pre_ln=pre_ln, implementation=implementation)  # fmt: skip
+    encoder, hyper = _blocks(name, causal=False, **block_args)
+    decoder, _ = _blocks(name, causal=True, cross_attention=True, **block_args)
+    d_model, num_layers, pre_ln = hyper["d_model"], hyper["num_layers"], hyper["pre_ln"]
     for what, token in (("bos_id", bos_id), ("eos_id", eos_id)):
         if token is None and what == "eos_id":
             continue
@@ -580,13 +577,8 @@ def transformer(
             raise ValueError(f"{name}: expected {what} to be an int in [0, {tgt_vocab}), got {token!r}")
     src_embed, tgt_embed = Embedding(src_vocab, d_model), Embedding(tgt_vocab, d_model)
     pos = PositionalEncoding("sinusoidal", context_length)
-    block_args = dict(pre_ln=pre_ln, dropout_rate=dropout_rate, implementation=implementation)
-    encoder = [TransformerBlock(num_heads, head_dim, mlp_ratio * d_model, **block_args) for _ in range(num_layers)]
-    decoder = [TransformerBlock(num_heads, head_dim, mlp_ratio * d_model, causal=True, cross_attention=True,
-                                **block_args) for _ in range(num_layers)]
-    config = dict(src_vocab=src_vocab, tgt_vocab=tgt_vocab, context_length=context_length, d_model=d_model,
-                  num_heads=num_heads, num_layers=num_layers, mlp_ratio=mlp_ratio, dropout_rate=dropout_rate,
-                  bos_id=bos_id, eos_id=eos_id, pre_ln=pre_ln)  # fmt: skip
+    config = dict(src_vocab=src_vocab, tgt_vocab=tgt_vocab, context_length=context_length, **hyper, bos_id=bos_id,
+                  eos_id=eos_id)  # fmt: skip
 
     def init(key):
         key = check_key(name, key)
