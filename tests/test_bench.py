@@ -240,3 +240,19 @@ def test_api_reference_has_a_page_per_package():
         assert page.is_file(), f"no API page for jaxdl.{name}"
         assert f"::: jaxdl.{name}\n" in page.read_text(), page
         assert f"api/{name}.md" in nav, f"mkdocs.yml's nav lacks api/{name}.md"
+
+
+def test_api_pages_render_the_public_submodules_of_packages_without_all():
+    """mkdocstrings renders a package's ``__all__``; without one, ``::: jaxdl.NAME`` shows only the
+    package docstring, so the page must name each public submodule (experiment modules, documented
+    by ``jaxdl list``, excepted)."""
+    for init in sorted((REPO / "jaxdl").glob("*/__init__.py")):
+        if "__all__" in init.read_text():
+            continue
+        package = init.parent.name
+        page = (REPO / "docs" / "api" / f"{package}.md").read_text()
+        for module in sorted(init.parent.glob("*.py")):
+            is_experiment = package == "experiments" and "\nNAME = " in module.read_text()
+            if module.stem.startswith("_") or is_experiment:
+                continue
+            assert f"::: jaxdl.{package}.{module.stem}\n" in page, f"docs/api/{package}.md does not render jaxdl.{package}.{module.stem}"
