@@ -60,3 +60,30 @@ def test_resumed_run_equals_an_uninterrupted_one(tmp_path, monkeypatch):
     bnn_digits.run(tmp_path, fast=True, seed=0, resume=True)
     whole, resumed = (json.loads((path / "bnn-digits.json").read_text()) for path in (tmp_path / "whole", tmp_path))
     assert resumed["methods"] == whole["methods"]
+
+
+def test_figure_plots_the_reported_reliability_data_one_quantity_per_axis():
+    """From a fake result: the reliability panel plots each method's (confidence, accuracy) and
+    the counts panel its bin counts at the bin centres, empty bins left out; four plain axes
+    (no twin axis carrying a second quantity)."""
+    rng = np.random.default_rng(0)
+    bins = bnn_digits.NUM_BINS
+    methods = {}
+    for name in ("MAP", "SGLD"):
+        counts = rng.integers(0, 30, size=bins)
+        counts[:3] = 0
+        methods[name] = {"accuracy": 0.9, "nll": 0.3, "ece": 0.05, "bin_count": counts.tolist(),
+                         "bin_confidence": rng.uniform(size=bins).tolist(), "bin_accuracy": rng.uniform(size=bins).tolist()}
+    fig = bnn_digits.figure({"dataset": "sklearn-digits", "num_test": 450, "fast": False, "methods": methods})
+    assert len(fig.axes) == 4
+    by_title = {ax.get_title(): ax for ax in fig.axes}
+    reliability = by_title["reliability diagram (test set)"].get_lines()[1:]  # after the diagonal
+    counts_lines = by_title["bin counts of the reliability diagram"].get_lines()
+    centres = (np.arange(bins) + 0.5) / bins
+    for row, curve, count_line in zip(methods.values(), reliability, counts_lines):
+        filled = np.array(row["bin_count"]) > 0
+        np.testing.assert_allclose(curve.get_xdata(), np.array(row["bin_confidence"])[filled])
+        np.testing.assert_allclose(curve.get_ydata(), np.array(row["bin_accuracy"])[filled])
+        np.testing.assert_allclose(count_line.get_xdata(), centres[filled])
+        np.testing.assert_allclose(count_line.get_ydata(), np.array(row["bin_count"])[filled])
+    assert report.figure_problems(fig, fast=False) == []
