@@ -80,7 +80,7 @@ def test_coupling_on_the_kept_part_equals_the_plain_masked_formula(mask, hidden)
         layers = [(np.asarray(coupling[n]["W"]), np.asarray(coupling[n]["b"])) for n in names]
         x = np.asarray(jax.random.normal(jax.random.key(7), (5, dim), jnp.float64))
         for inverse, apply in ((False, f.forward), (True, f.inverse)):
-            y, log_det = apply(params, jnp.asarray(x))
+            y, log_det = jax.jit(apply)(params, jnp.asarray(x))
             expected_y, expected_log_det = _numpy_masked_coupling(layers, mask, x, inverse)
             np.testing.assert_allclose(y, expected_y, rtol=1e-12, atol=1e-12)
             np.testing.assert_allclose(log_det, expected_log_det, rtol=1e-12, atol=1e-12)
