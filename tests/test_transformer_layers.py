@@ -13,7 +13,7 @@ import pytest
 from scipy.special import erf
 
 from jaxdl import stax
-from jaxdl.stax.transformer import attention_cache, sinusoidal_encoding
+from jaxdl.stax.transformer import attention_cache, layer_norm, sinusoidal_encoding
 
 
 def _np_attention(params, x, kv, mask):
@@ -144,6 +144,33 @@ def test_transformer_block_matches_numpy_composition(pre_ln):
             h = _np_layer_norm(x + attn(x), params["ln_1"])
             expected = _np_layer_norm(h + _np_mlp(h, params["mlp"]), params["ln_2"])
         np.testing.assert_allclose(block.apply(params, jnp.asarray(x)), expected, rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("eps", [1e-5, 0.5])
+def test_layer_norm_derivatives_match_finite_differences(eps):
+    # layer_norm has a hand-written JVP (closed form); reverse mode transposes it
+    with jax.enable_x64(True):
+        keys = jax.random.split(jax.random.key(0), 5)
+        x = np.asarray(3.0 + 2.0 * jax.random.normal(keys[0], (2, 3, 5)))
+        p = {"scale": jax.random.normal(keys[1], (5,)), "bias": jax.random.normal(keys[2], (5,))}
+        ct, t = np.asarray(jax.random.normal(keys[3], x.shape)), np.asarray(jax.random.normal(keys[4], x.shape))
+        h = 1e-6
+        np.testing.assert_allclose(layer_norm(jnp.asarray(x), p, eps), _np_layer_norm(x, p, eps), rtol=1e-12, atol=1e-12)
+        # forward mode: the directional derivative along t
+        fd_jvp = (_np_layer_norm(x + h * t, p, eps) - _np_layer_norm(x - h * t, p, eps)) / (2 * h)
+        jvp = jax.jvp(lambda z: layer_norm(z, p, eps), (jnp.asarray(x),), (jnp.asarray(t),))[1]
+        np.testing.assert_allclose(jvp, fd_jvp, rtol=1e-6, atol=1e-7)
+        # reverse mode: the gradient of <ct, layer_norm(x)>, one coordinate at a time
+        fd_grad = np.zeros_like(x)
+        for i in np.ndindex(x.shape):
+            e = np.zeros_like(x)
+            e[i] = h
+            fd_grad[i] = np.sum((_np_layer_norm(x + e, p, eps) - _np_layer_norm(x - e, p, eps)) * ct) / (2 * h)
+        grad = jax.grad(lambda z: jnp.sum(layer_norm(z, p, eps) * ct))(jnp.asarray(x))
+        np.testing.assert_allclose(grad, fd_grad, rtol=1e-6, atol=1e-7)
+        # second order (forward over reverse) is the rule differentiated again: symmetric Hessian
+        hess = jax.hessian(lambda z: jnp.sum(jnp.sin(layer_norm(z, p, eps)) * ct[0, 0]))(jnp.asarray(x[0, 0]))
+        np.testing.assert_allclose(hess, hess.T, rtol=1e-10, atol=1e-12)
 
 
 def test_dropout_only_with_a_key():

@@ -65,6 +65,7 @@ is the infinite-width counterpart of self-attention (Hron et al. 2020).
 
 from __future__ import annotations
 
+import functools
 import math
 
 import jax
@@ -128,11 +129,37 @@ def _bias(b, ndim: int):
     return b.reshape((1,) * (ndim - b.ndim) + b.shape)
 
 
-def layer_norm(x, params, eps: float):
-    """``scale ⊙ (x - mean) / sqrt(var + eps) + bias`` over the last axis."""
+def _standardize_and_rsqrt(x, eps: float):
+    """``((x - mean) / sqrt(var + eps), 1 / sqrt(var + eps))`` over the last axis (two-pass variance)."""
     mean = jnp.mean(x, axis=-1, keepdims=True)
     var = jnp.mean(jnp.square(x - mean), axis=-1, keepdims=True)
-    y = (x - mean) * lax.rsqrt(var + eps)
+    r = lax.rsqrt(var + eps)
+    return (x - mean) * r, r
+
+
+@functools.partial(jax.custom_jvp, nondiff_argnums=(1,))
+def _standardize(x, eps: float):
+    return _standardize_and_rsqrt(x, eps)[0]
+
+
+@_standardize.defjvp
+def _standardize_jvp(eps, primals, tangents):
+    """The exact derivative in closed form, ``dy = r dx - mean(r dx) - y mean(y r dx)``
+    (``y = (x - mean) r``, ``r = 1/sqrt(var + eps)``, using ``mean(y) = 0``). Differentiating
+    the two-pass formula op by op gives the same numbers up to rounding, but its
+    transpose is a long chain of broadcasts and negations per layer norm that XLA
+    fuses into, and duplicates along, the residual stream's gradient (a GPT step
+    compiled to ~50 % more HLO instructions than flax's). Being a JVP it serves
+    forward mode (``jax.jvp``, empirical NTKs) as well as reverse mode."""
+    (x,), (dx,) = primals, tangents
+    y, r = _standardize_and_rsqrt(x, eps)
+    dxr = dx * r
+    return y, dxr - jnp.mean(dxr, axis=-1, keepdims=True) - y * jnp.mean(y * dxr, axis=-1, keepdims=True)
+
+
+def layer_norm(x, params, eps: float):
+    """``scale ⊙ (x - mean) / sqrt(var + eps) + bias`` over the last axis."""
+    y = _standardize(x, eps)
     return y * _bias(params["scale"], x.ndim) + _bias(params["bias"], x.ndim)
 
 
