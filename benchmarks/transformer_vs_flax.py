@@ -152,6 +152,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--small", action="store_true", help="toy sizes and few rounds (a quick check)")
     parser.add_argument("--rounds", type=int, default=None)
+    parser.add_argument("--implementation", default="xla", choices=["xla", "reference"],
+                        help="jaxdl's attention: jax.nn.dot_product_attention ('xla', the default) or its einsum path")  # fmt: skip
     args = parser.parse_args()
     if args.small:
         layers, d_model, heads, context, batch, vocab, rounds, gemm_n = 2, 64, 4, 64, 4, 64, 5, 512
@@ -162,12 +164,13 @@ def main() -> None:
     rounds = args.rounds or rounds
     print(f"jax {jax.__version__}, backend {jax.default_backend()}, {jax.device_count()} device(s): "
           f"{jax.devices()[0].device_kind}")  # fmt: skip
-    print(f"GPT: {layers} layers, d_model {d_model}, {heads} heads, context {context}, batch {batch}, vocab {vocab}")
+    print(f"GPT: {layers} layers, d_model {d_model}, {heads} heads, context {context}, batch {batch}, vocab {vocab}; "
+          f"jaxdl attention implementation {args.implementation!r}")  # fmt: skip
 
     tokens = jax.random.randint(jax.random.key(0), (batch, context + 1), 0, vocab)
     optimizer = optax.adamw(3e-4, weight_decay=0.01)
     init_fn, apply_fn, _ = models.gpt(vocab, context_length=context, d_model=d_model, num_heads=heads,
-                                      num_layers=layers)  # fmt: skip
+                                      num_layers=layers, implementation=args.implementation)  # fmt: skip
     _, ours = init_fn(jax.random.key(1), (-1, context))
     flax_model = FlaxGPT(vocab, context, d_model, heads, layers)
     theirs = flax_model.init(jax.random.key(1), tokens[:, :-1])
